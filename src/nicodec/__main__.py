@@ -1,0 +1,7 @@
+"""`python -m nicodec` (also what torchrun launches)."""
+
+import sys
+
+from nicodec.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The .nic container: header, sections, checksum."""

@@ -1,0 +1,1 @@
+"""The codec proper: images in, .nic bytes out, and back."""

@@ -1,0 +1,76 @@
+"""The Python API: `compress(image, quality) -> bytes`, `decompress(bytes) -> PIL.Image`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from nicodec.bitstream import container
+from nicodec.bitstream.container import Header, Kind, Section
+from nicodec.codec import image as imaging
+from nicodec.codec import latent
+from nicodec.models.pretrained import InferenceModel, find_model, load_model
+
+DEFAULT_QUALITY = 75
+
+
+def _model(model: str | InferenceModel | None) -> InferenceModel:
+    return model if isinstance(model, InferenceModel) else load_model(model)
+
+
+def compress(image: Image.Image | np.ndarray, quality: int = DEFAULT_QUALITY,
+             model: str | InferenceModel | None = None) -> bytes:
+    """Encode a PIL image or uint8/uint16 array into the bytes of a .nic file."""
+    if not isinstance(quality, int | np.integer) or not 1 <= quality <= 100:
+        raise ValueError(f"quality must be an integer in 1..100, not {quality!r}")
+    m = _model(model)
+    planes = imaging.to_planes(image)
+    h, w = planes.rgb.shape[:2]
+    x = imaging.to_tensor(planes.rgb, m.net.downsampling)
+    sections = latent.encode(m, x, int(quality))
+    if planes.alpha is not None:
+        sections.append(Section(Kind.ALPHA, imaging.encode_alpha(planes.alpha)))
+    header = Header(m.model_id, int(quality), w, h, planes.mode, planes.bit_depth)
+    return container.pack(header, sections)
+
+
+def decompress(data: bytes, model: str | InferenceModel | None = None) -> Image.Image:
+    """Decode .nic bytes to a PIL image of the original size and mode (L, LA, RGB or RGBA)."""
+    header, sections = container.unpack(data)
+    m = _model(model) if model is not None else find_model(header.model_id)
+    if m.model_id != header.model_id:
+        raise ValueError(f"file was written by model {header.model_id}, not {m.model_id}")
+    by_kind = {s.kind: s.data for s in sections if s.tile == 0}
+    missing = {Kind.Z, Kind.Z_ESCAPES, Kind.Y, Kind.Y_ESCAPES} - by_kind.keys()
+    if missing:
+        raise container.FormatError("corrupt file (missing sections)")
+    ds = m.net.downsampling
+    ph, pw = -(-header.height // ds) * ds, -(-header.width // ds) * ds
+    try:
+        x_hat = latent.decode(m, by_kind, ph, pw, header.quality)
+    except (ValueError, RuntimeError, IndexError) as err:
+        raise container.FormatError(f"corrupt payload ({err})") from None
+    rgb = imaging.to_uint8(x_hat, header.height, header.width)
+    alpha = None
+    if header.mode in ("RGBA", "LA"):
+        if Kind.ALPHA not in by_kind:
+            raise container.FormatError("corrupt file (missing alpha section)")
+        alpha = imaging.decode_alpha(by_kind[Kind.ALPHA], header.height, header.width)
+    return imaging.assemble(rgb, alpha, header.mode)
+
+
+def info(data: bytes) -> dict[str, Any]:
+    """Everything the header says, plus section sizes (does not decode pixels)."""
+    header, sections = container.unpack(data)
+    return {
+        "format_version": header.version, "model_id": header.model_id,
+        "quality": header.quality, "width": header.width, "height": header.height,
+        "mode": header.mode, "bit_depth": header.bit_depth,
+        "tiles": 1 if not header.tile_width else None, "file_bytes": len(data),
+        "bpp": 8 * len(data) / (header.width * header.height),
+        "sections": [{"kind": s.kind.name.lower(), "tile": s.tile, "bytes": len(s.data)}
+                     for s in sections],
+        "checksum": "crc32 ok",
+    }

@@ -1,0 +1,77 @@
+"""Latent coding for the hyperprior family: image tensor <-> ANS-coded sections.
+
+Decoding is exact by construction: the hyper-latent is decoded with shipped integer tables; the
+integer hyper-synthesis (`models.integer`) turns it into fixed-point means and integer table
+indices; the latent is decoded with shipped integer tables. No float result decides a table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from nicodec.bitstream.container import Kind, Section
+from nicodec.entropy import coder
+from nicodec.models.integer import ACT_BITS
+from nicodec.models.pretrained import InferenceModel
+
+
+def quality_level(model: InferenceModel, quality: int) -> torch.Tensor:
+    """Quality 1..100 -> continuous level t in [0, levels-1] (monotone, like JPEG's -q)."""
+    if not 1 <= quality <= 100:
+        raise ValueError(f"quality must be in 1..100, not {quality}")
+    return torch.tensor([(quality - 1) / 99 * (model.net.levels - 1)], dtype=torch.float32)
+
+
+def entropy_parameters(model: InferenceModel, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact (mean, table index) for the latent from the integer hyper-latent."""
+    out = model.hyper(z_hat)
+    mean_fixed, scale_fixed = out.chunk(2, dim=1)
+    mean = mean_fixed / (1 << ACT_BITS)  # exact: a power-of-two division of an integer
+    index = torch.searchsorted(model.y_thresholds, scale_fixed.long().contiguous(), right=True)
+    return mean, index
+
+
+def _channel_index(shape: torch.Size) -> np.ndarray:
+    b, c, h, w = shape
+    return np.broadcast_to(np.arange(c)[None, :, None, None], (b, c, h, w)).reshape(-1)
+
+
+@torch.no_grad()
+def encode(model: InferenceModel, x: torch.Tensor, quality: int) -> list[Section]:
+    """x: [1, 3, H, W] in [0, 1], H and W multiples of the model's downsampling."""
+    t = quality_level(model, quality)
+    y = model.net.analyse(x, t)
+    z_hat = torch.round(model.net.h_a(y))
+    mean, index = entropy_parameters(model, z_hat)
+    symbols = torch.round(y.double() - mean)
+    z_words, z_esc = coder.encode(z_hat.long().numpy().reshape(-1), _channel_index(z_hat.shape),
+                                  model.z_tables)
+    y_words, y_esc = coder.encode(symbols.long().numpy().reshape(-1), index.numpy().reshape(-1),
+                                  model.y_tables)
+    return [Section(Kind.Z, z_words), Section(Kind.Z_ESCAPES, z_esc),
+            Section(Kind.Y, y_words), Section(Kind.Y_ESCAPES, y_esc)]
+
+
+@torch.no_grad()
+def decode_latents(model: InferenceModel, sections: dict[Kind, bytes], height: int,
+                   width: int) -> torch.Tensor:
+    """The exact latent y_hat (float64) of a padded height x width image."""
+    n = model.net.config["N"]
+    ds = model.net.downsampling
+    z_shape = torch.Size((1, n, height // ds, width // ds))
+    z = coder.decode(sections[Kind.Z], sections[Kind.Z_ESCAPES], _channel_index(z_shape),
+                     model.z_tables)
+    z_hat = torch.from_numpy(z).double().reshape(z_shape)
+    mean, index = entropy_parameters(model, z_hat)
+    symbols = coder.decode(sections[Kind.Y], sections[Kind.Y_ESCAPES], index.numpy().reshape(-1),
+                           model.y_tables)
+    return torch.from_numpy(symbols).double().reshape(mean.shape) + mean
+
+
+@torch.no_grad()
+def decode(model: InferenceModel, sections: dict[Kind, bytes], height: int, width: int,
+           quality: int) -> torch.Tensor:
+    """Reconstruction [1, 3, height, width] in [0, 1]."""
+    y_hat = decode_latents(model, sections, height, width)
+    return model.net.synthesize(y_hat.float(), quality_level(model, quality)).clamp(0, 1)

@@ -1,0 +1,1 @@
+"""Entropy coding: integer probability tables and the constriction ANS coder around them."""

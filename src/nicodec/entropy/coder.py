@@ -1,0 +1,83 @@
+"""Code integer symbols with per-symbol table indices through constriction's ANS coder.
+
+Symbols that share a table are coded as one i.i.d. run (fast, one model construction per
+table). Values outside a table's range are coded as its escape symbol, and the value itself goes
+to a zigzag-varint side stream.
+"""
+
+from __future__ import annotations
+
+import constriction
+import numpy as np
+
+from nicodec.bitstream.varint import read_varints, write_varints
+
+
+class TableSet:
+    """constriction models for a packed [K, L] table array (see `entropy.tables`)."""
+
+    def __init__(self, counts: np.ndarray, lengths: np.ndarray) -> None:
+        self.offsets = (lengths.astype(np.int64) - 2) // 2  # symbol 0 sits at column `offset`
+        self.models = [
+            constriction.stream.model.Categorical(counts[k, : lengths[k]].astype(np.float64),
+                                                  perfect=False)
+            for k in range(len(lengths))
+        ]
+
+
+def _groups(index: np.ndarray, n_tables: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions sorted by table, and the start of each table's run in that order."""
+    order = np.argsort(index, kind="stable")
+    starts = np.searchsorted(index[order], np.arange(n_tables + 1))
+    return order, starts
+
+
+def encode(symbols: np.ndarray, index: np.ndarray, tables: TableSet) -> tuple[bytes, bytes]:
+    """(ANS payload, escape side stream) for flat int arrays `symbols` and `index`."""
+    if np.any((index < 0) | (index >= len(tables.models))):
+        raise ValueError("table index out of range")
+    order, starts = _groups(index, len(tables.models))
+    runs, escapes = [], []
+    for k, model in enumerate(tables.models):
+        values = symbols[order[starts[k] : starts[k + 1]]].astype(np.int64)
+        if not len(values):
+            runs.append(None)
+            continue
+        off = tables.offsets[k]
+        outside = np.abs(values) > off
+        escapes.append(values[outside])
+        coded = np.where(outside, 2 * off + 1, values + off).astype(np.int32)
+        runs.append((coded, model))
+    coder = constriction.stream.stack.AnsCoder()
+    for run in reversed(runs):  # ANS is a stack: push the last run first
+        if run is not None:
+            coder.encode_reverse(*run)
+    payload = coder.get_compressed().astype("<u4").tobytes()
+    escaped = np.concatenate(escapes) if escapes else np.zeros(0, np.int64)
+    return payload, write_varints(escaped)
+
+
+def decode(payload: bytes, escape_stream: bytes, index: np.ndarray, tables: TableSet) -> np.ndarray:
+    """Inverse of `encode`, given the same table index of every symbol."""
+    if len(payload) % 4:
+        raise ValueError("corrupt payload: length is not a whole number of words")
+    words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
+    coder = constriction.stream.stack.AnsCoder(words)
+    order, starts = _groups(index, len(tables.models))
+    sorted_values = np.empty(len(index), dtype=np.int64)
+    escape_runs = []
+    for k, model in enumerate(tables.models):
+        n = starts[k + 1] - starts[k]
+        if not n:
+            continue
+        off = tables.offsets[k]
+        coded = coder.decode(model, int(n)).astype(np.int64)
+        esc = coded == 2 * off + 1
+        sorted_values[starts[k] : starts[k + 1]] = coded - off
+        escape_runs.append(starts[k] + np.flatnonzero(esc))
+    positions = np.concatenate(escape_runs) if escape_runs else np.zeros(0, np.int64)
+    escaped = read_varints(escape_stream, len(positions))
+    sorted_values[positions] = escaped
+    out = np.empty_like(sorted_values)
+    out[order] = sorted_values
+    return out

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, baseline codecs, BD-rate, reports and plots."""

@@ -1,0 +1,1 @@
+"""Learned transforms and entropy models; `registry` maps model names to classes."""

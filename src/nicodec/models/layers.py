@@ -1,0 +1,40 @@
+"""Building blocks shared by the model zoo."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def conv(cin: int, cout: int, kernel: int = 5, stride: int = 2) -> nn.Conv2d:
+    """'Same' convolution that downsamples by `stride`."""
+    return nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2)
+
+
+def deconv(cin: int, cout: int, kernel: int = 5, stride: int = 2) -> nn.ConvTranspose2d:
+    """Transposed convolution that upsamples exactly by `stride`."""
+    return nn.ConvTranspose2d(
+        cin, cout, kernel, stride=stride, padding=kernel // 2, output_padding=stride - 1
+    )
+
+
+class GDN(nn.Module):
+    """Generalized divisive normalization (Ballé 2016), or its inverse.
+
+    Parameters are stored as square roots so gamma and beta stay non-negative
+    under plain gradient descent, which is what keeps the divisor well defined.
+    """
+
+    def __init__(self, channels: int, inverse: bool = False) -> None:
+        super().__init__()
+        self.inverse = inverse
+        self.beta_sqrt = nn.Parameter(torch.ones(channels))
+        self.gamma_sqrt = nn.Parameter(torch.eye(channels) * 0.1**0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        beta = self.beta_sqrt.clamp_min(1e-3) ** 2
+        gamma = self.gamma_sqrt.clamp_min(0.0) ** 2
+        norm = F.conv2d(x * x, gamma[:, :, None, None], beta)
+        norm = torch.sqrt(norm)
+        return x * norm if self.inverse else x / norm

@@ -1,0 +1,155 @@
+"""Inference model files: float weights + integer codec tables in one safetensors file.
+
+The package ships its default models in `nicodec/weights/` with a manifest of sha256 hashes, so
+compressing works offline on a fresh machine. A model's id is its name plus the first 16 hex
+digits of the file's sha256; .nic files carry that id, so a file is never decoded with weights
+other than the ones that wrote it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load, save
+from torch import nn
+
+from nicodec.entropy.coder import TableSet
+from nicodec.entropy.tables import (
+    density_tables,
+    gaussian_scales,
+    gaussian_tables,
+    scale_thresholds,
+)
+from nicodec.models.integer import ACT_BITS, IntegerSynthesis
+from nicodec.models.registry import build_model
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+MANIFEST = WEIGHTS_DIR / "manifest.json"
+Z_RANGE = 48  # hyper-latent tables cover -48..48 (+ escape)
+
+
+@dataclass
+class InferenceModel:
+    """Everything encode/decode needs: float transforms, exact hyper-synthesis, tables."""
+
+    name: str
+    model_id: str
+    net: nn.Module
+    hyper: IntegerSynthesis
+    y_tables: TableSet
+    y_thresholds: torch.Tensor  # int64 fixed-point scale thresholds (ACT_BITS)
+    z_tables: TableSet
+
+
+def codec_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The integer side of a trained model: hyper-synthesis weights and probability tables."""
+    support = torch.arange(-Z_RANGE, Z_RANGE + 1)
+    z_counts, z_lengths = density_tables(model.z_prior.pmf(support).numpy())
+    y_counts, y_lengths = gaussian_tables(gaussian_scales())
+    out = {f"codec.h_s.{k}": v for k, v in IntegerSynthesis.quantize(model.h_s).items()}
+    out.update({
+        "codec.z.counts": torch.from_numpy(z_counts), "codec.z.lengths": torch.from_numpy(z_lengths),
+        "codec.y.counts": torch.from_numpy(y_counts), "codec.y.lengths": torch.from_numpy(y_lengths),
+        "codec.y.thresholds": torch.from_numpy(scale_thresholds(gaussian_scales(), ACT_BITS)),
+    })
+    return out
+
+
+HALF_MIN_NUMEL = 4096  # big float tensors ship as float16: half the download, ~0 dB cost
+
+
+def to_bytes(model: nn.Module) -> bytes:
+    """Serialize a trained model for inference (no optimizer state).
+
+    The float hyper-synthesis is left out: decoding uses its integer twin, and
+    `state_dict_from` rebuilds float weights from it for fine-tuning.
+    """
+    tensors = {}
+    for k, v in model.state_dict().items():
+        if not k.startswith("h_s."):
+            v = v.detach().float()
+            tensors[k] = (v.half() if v.numel() >= HALF_MIN_NUMEL else v).contiguous()
+    tensors.update(codec_tensors(model))
+    meta = {"model": model.name, "config": json.dumps(model.config)}
+    return save(tensors, metadata=meta)
+
+
+def from_bytes(data: bytes) -> InferenceModel:
+    """Build an InferenceModel from the bytes of a model file."""
+    tensors = load(data)
+    meta = _metadata(data)
+    net = build_model(meta["model"], **json.loads(meta["config"]))
+    net.load_state_dict(state_dict_from(net, tensors))
+    net.eval()
+    sha = hashlib.sha256(data).hexdigest()
+    hs = _hyper_tensors(tensors)
+
+    def tables(prefix: str) -> TableSet:
+        return TableSet(tensors[f"{prefix}.counts"].numpy(), tensors[f"{prefix}.lengths"].numpy())
+
+    return InferenceModel(
+        name=meta["model"], model_id=f"{meta['model']}-{sha[:16]}", net=net,
+        hyper=IntegerSynthesis(net.h_s, hs), y_tables=tables("codec.y"),
+        y_thresholds=tensors["codec.y.thresholds"], z_tables=tables("codec.z"))
+
+
+def _hyper_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k.removeprefix("codec.h_s."): v for k, v in tensors.items()
+            if k.startswith("codec.h_s.")}
+
+
+def state_dict_from(net: nn.Module, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Float32 state dict for `net` from a model file's tensors (h_s from its integer twin)."""
+    state = {k: v.float() for k, v in tensors.items() if not k.startswith("codec.")}
+    hs = IntegerSynthesis.dequantize(net.h_s, _hyper_tensors(tensors))
+    state.update({f"h_s.{k}": v for k, v in hs.items()})
+    return state
+
+
+def _metadata(data: bytes) -> dict[str, str]:
+    n = int(np.frombuffer(data[:8], dtype="<u8")[0])
+    return json.loads(data[8 : 8 + n]).get("__metadata__", {})
+
+
+def manifest() -> dict:
+    return json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {"default": None, "models": {}}
+
+
+def update_manifest(name: str, filename: str, data: bytes, default: bool = True) -> None:
+    m = manifest()
+    m["models"][name] = {"file": filename, "sha256": hashlib.sha256(data).hexdigest(),
+                         "bytes": len(data)}
+    if default or not m.get("default"):
+        m["default"] = name
+    MANIFEST.write_text(json.dumps(m, indent=2) + "\n")
+
+
+@cache
+def load_model(name_or_path: str | None = None) -> InferenceModel:
+    """A shipped model by name (default: the manifest's default) or a model file by path."""
+    m = manifest()
+    key = name_or_path or m.get("default")
+    if key in m["models"]:
+        entry = m["models"][key]
+        data = (WEIGHTS_DIR / entry["file"]).read_bytes()
+        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            raise ValueError(f"shipped weights for '{key}' fail their sha256 check")
+        return from_bytes(data)
+    if key and Path(key).is_file():
+        return from_bytes(Path(key).read_bytes())
+    raise ValueError(f"unknown model '{key}' (shipped: {', '.join(sorted(m['models'])) or 'none'})")
+
+
+def find_model(model_id: str) -> InferenceModel:
+    """The shipped model whose id a .nic file names."""
+    for name in manifest()["models"]:
+        model = load_model(name)
+        if model.model_id == model_id:
+            return model
+    raise ValueError(f"unknown model '{model_id}': this nicodec does not ship those weights")

@@ -1,0 +1,1 @@
+"""Training: crop cache, config, rate-distortion loop with checkpoints, export."""

@@ -1,0 +1,94 @@
+"""`nicodec export`: checkpoint -> shipped inference weights, manifest entry and model card."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+
+from nicodec.models import pretrained
+from nicodec.models.registry import build_model
+from nicodec.train.data import is_validation, list_images
+
+CARD = Path("MODEL_CARD.md")
+
+
+def load_checkpoint_model(path: Path) -> tuple[torch.nn.Module, dict]:
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    cfg = json.loads(ck["config"])
+    model = build_model(cfg["model"], lambda_min=cfg["lambda_min"], lambda_max=cfg["lambda_max"],
+                        **cfg["model_config"])
+    model.load_state_dict(ck["model"])
+    return model.eval(), {"step": ck["step"], "wall_s": ck["wall"], "cpu_s": ck["cpu"],
+                          "config": cfg}
+
+
+def data_manifest(folder: Path, val_every: int) -> dict:
+    """What the model saw: file count and a hash of the sorted file names and sizes."""
+    files = list_images(folder)
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f"{f.name}:{f.stat().st_size}\n".encode())
+    val = sum(is_validation(f, val_every) for f in files)
+    return {"folder": str(folder), "files": len(files), "train_files": len(files) - val,
+            "validation_files": val, "names_sizes_sha256": digest.hexdigest()[:16]}
+
+
+def export(checkpoint: Path, out: Path | None = None, ship: bool = True,
+           figures: dict | None = None, card: Path = CARD) -> Path:
+    """Write inference weights; with `ship`, into the package, updating manifest and card."""
+    model, info = load_checkpoint_model(checkpoint)
+    data = pretrained.to_bytes(model)
+    name = model.name
+    if out is None:
+        out = pretrained.WEIGHTS_DIR / f"{name}.safetensors"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(out)
+    if ship:
+        pretrained.update_manifest(name, out.name, data)
+        pretrained.load_model.cache_clear()
+        cfg = info["config"]
+        entry = {
+            "model": name, "file": out.name, "sha256": hashlib.sha256(data).hexdigest(),
+            "exported": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "steps": info["step"], "wall_hours": round(info["wall_s"] / 3600, 2),
+            "cpu_hours": round(info["cpu_s"] / 3600, 2),
+            "data": data_manifest(Path(cfg["data"]), cfg["val_every_nth_file"]),
+            "recipe": {k: cfg[k] for k in ("model_config", "crop", "batch", "optimizer", "lr",
+                                           "lr_schedule", "loss", "lambda_min", "lambda_max",
+                                           "precision", "compile")},
+            "kodak": figures or {},
+        }
+        write_card(card, entry)
+    return out
+
+
+def write_card(card: Path, entry: dict) -> None:
+    """Replace the model's block in the card (between markers), keeping the rest by hand."""
+    start, end = f"<!-- model:{entry['model']} -->", f"<!-- /model:{entry['model']} -->"
+    lines = [start, f"## `{entry['model']}` (default)", "",
+             f"- weights: `src/nicodec/weights/{entry['file']}`, sha256 `{entry['sha256']}`",
+             f"- exported {entry['exported']} after **{entry['steps']} steps**, "
+             f"{entry['wall_hours']} wall-hours, **{entry['cpu_hours']} CPU-hours**",
+             f"- data: `{entry['data']['folder']}`, {entry['data']['train_files']} training files "
+             f"+ {entry['data']['validation_files']} held out for validation "
+             f"(names+sizes sha256 `{entry['data']['names_sizes_sha256']}`); never Kodak",
+             f"- recipe: `{json.dumps(entry['recipe'])}`", ""]
+    if entry["kodak"]:
+        lines += ["| quality | bpp | PSNR-RGB (dB) | MS-SSIM |", "|---:|---:|---:|---:|"]
+        for q, row in sorted(entry["kodak"].items(), key=lambda kv: int(kv[0])):
+            lines.append(f"| {q} | {row['bpp']:.3f} | {row['psnr']:.2f} | {row['ms_ssim']:.4f} |")
+        lines.append("")
+    lines.append(end)
+    block = "\n".join(lines)
+    text = card.read_text() if card.exists() else "# Model card\n\n"
+    if start in text and end in text:
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    card.write_text(text)

@@ -1,0 +1,271 @@
+"""The rate-distortion training loop: checkpoints, resume, time budget, logs, DDP.
+
+Launch through `nicodec train` (one process) or `torchrun --nproc_per_node=N -m nicodec train`
+(DistributedDataParallel; gloo on CPU, nccl on GPU). Only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from pytorch_msssim import ms_ssim
+from safetensors.torch import load_file
+from torch import nn
+
+from nicodec.models.pretrained import state_dict_from
+from nicodec.models.registry import build_model
+from nicodec.train.config import TrainConfig
+from nicodec.train.data import CropCache, sample_batch
+
+MSSSIM_WEIGHT = 1000.0  # maps the MSE lambda ladder onto (1 - MS-SSIM) distortions
+CHECKPOINT = "checkpoint.pt"
+
+
+def rd_loss(cfg: TrainConfig, model: nn.Module, out: dict, x: torch.Tensor,
+            t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss, bpp, mse) averaged over the batch: bpp + lambda(t) * distortion."""
+    pixels = x.shape[2] * x.shape[3]
+    bpp = out["bits"] / pixels
+    mse = ((out["x_hat"] - x) ** 2).mean(dim=(1, 2, 3))
+    lam = model.lam(t)
+    if cfg.loss == "mse":
+        distortion = 255.0**2 * mse
+    else:
+        distortion = MSSSIM_WEIGHT * (1 - ms_ssim(out["x_hat"].clamp(0, 1), x, data_range=1.0,
+                                                  size_average=False))
+    return (bpp + lam * distortion).mean(), bpp.mean(), mse.mean()
+
+
+def psnr(mse: float) -> float:
+    return 10 * math.log10(1 / max(mse, 1e-12))
+
+
+class Trainer:
+    """Owns model, optimizer, schedule and RNG state, so a checkpoint can resume exactly."""
+
+    def __init__(self, cfg: TrainConfig, resume: bool = False) -> None:
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+        self.rank, self.world = self._init_distributed()
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.device = torch.device(cfg.device if cfg.device == "cpu" else f"cuda:{self._local_rank()}")
+        torch.manual_seed(cfg.seed + self.rank)
+        self.rng = np.random.default_rng(cfg.seed + self.rank)
+        model_config = {"lambda_min": cfg.lambda_min, "lambda_max": cfg.lambda_max,
+                        **cfg.model_config}
+        self.model = build_model(cfg.model, **model_config).to(self.device)
+        if cfg.init:
+            self.model.load_state_dict(state_dict_from(self.model, load_file(cfg.init)))
+        self.optimizer = self._optimizer()
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.step = 0
+        self.wall = 0.0  # seconds of training over all resumed segments
+        self.cpu = 0.0  # this process's CPU seconds (all its threads) over all segments
+        if self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+        if resume:
+            self.load_checkpoint(self.out / CHECKPOINT)
+        net: nn.Module = self.model
+        if self.world > 1:
+            net = nn.parallel.DistributedDataParallel(net)
+        self.net = torch.compile(net) if cfg.compile else net
+        self.stop_requested = False
+
+    # -- setup ------------------------------------------------------------------------------
+    @staticmethod
+    def _local_rank() -> int:
+        return int(os.environ.get("LOCAL_RANK", 0))
+
+    def _init_distributed(self) -> tuple[int, int]:
+        world = int(os.environ.get("WORLD_SIZE", 1))
+        if world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if self.cfg.device == "cuda" else "gloo")
+        return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        params, cfg = self.model.parameters(), self.cfg
+        if cfg.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+        cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+        return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    def _lr_factor(self, step: int) -> float:
+        warm = min(1.0, (step + 1) / self.cfg.warmup_steps) if self.cfg.warmup_steps else 1.0
+        if self.cfg.lr_schedule == "cosine":
+            return warm * 0.5 * (1 + math.cos(math.pi * min(step, self.cfg.steps) / self.cfg.steps))
+        return warm
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "step": self.step, "wall": self.wall,
+                "cpu": self.cpu, "torch_rng": torch.get_rng_state(),
+                "numpy_rng": json.dumps(self.rng.bit_generator.state),
+                "config": json.dumps(self.cfg.to_dict())}
+
+    def save_checkpoint(self) -> None:
+        if self.rank != 0:
+            return
+        tmp = self.out / (CHECKPOINT + ".tmp")
+        torch.save(self.state(), tmp)
+        os.replace(tmp, self.out / CHECKPOINT)
+
+    def load_checkpoint(self, path: Path) -> None:
+        if not path.exists():
+            raise FileNotFoundError(f"no checkpoint to resume from at {path}")
+        ck = torch.load(path, map_location=self.device, weights_only=True)
+        self.model.load_state_dict(ck["model"])
+        self.optimizer.load_state_dict(ck["optimizer"])
+        self.scheduler.load_state_dict(ck["scheduler"])
+        self.step, self.wall, self.cpu = ck["step"], ck["wall"], ck["cpu"]
+        if self.rank == 0:
+            torch.set_rng_state(ck["torch_rng"])
+            self.rng.bit_generator.state = json.loads(ck["numpy_rng"])
+
+    # -- loop -------------------------------------------------------------------------------
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16,
+                              enabled=self.cfg.precision == "bf16")
+
+    def train_step(self, x: torch.Tensor, t: torch.Tensor) -> tuple[float, float, float]:
+        self.model.train()
+        with self._autocast():
+            out = self.net(x, t)
+        loss, bpp, mse = rd_loss(self.cfg, self.model, out, x, t)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.grad_clip:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        return loss.item(), bpp.item(), mse.item()
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.from_numpy(sample_batch(self.data.train, self.cfg.batch, self.cfg.crop, self.rng))
+        t = torch.from_numpy(self.rng.uniform(0, self.model.levels - 1, self.cfg.batch))
+        return x.to(self.device), t.float().to(self.device)
+
+    @torch.no_grad()
+    def validate(self) -> list[dict]:
+        """Estimated bpp and PSNR (rounded latents, no noise) at the ends and middle of the range."""
+        self.model.eval()
+        rows = []
+        for t_val in (0.0, (self.model.levels - 1) / 2, float(self.model.levels - 1)):
+            bits = se = pixels = 0.0
+            for i in range(0, len(self.data.val), 8):
+                x = torch.from_numpy(np.asarray(self.data.val[i : i + 8]).transpose(0, 3, 1, 2)
+                                     .astype(np.float32) / 255.0).to(self.device)
+                t = torch.full((x.shape[0],), t_val, device=self.device)
+                with self._autocast():
+                    out = self.model(x, t, noise=False)
+                bits += out["bits"].sum().item()
+                se += ((out["x_hat"].clamp(0, 1) - x) ** 2).mean(dim=(1, 2, 3)).sum().item()
+                pixels += x.shape[0] * x.shape[2] * x.shape[3]
+            mse = se / len(self.data.val)
+            rows.append({"step": self.step, "t": t_val, "bpp": bits / pixels, "psnr": psnr(mse)})
+        return rows
+
+    def _request_stop(self, *_: object) -> None:
+        self.stop_requested = True
+
+    def _should_stop(self, started: float) -> bool:
+        cfg = self.cfg
+        stop = self.stop_requested or (cfg.steps and self.step >= cfg.steps) or (
+            cfg.budget_seconds and time.time() - started >= cfg.budget_seconds)
+        if self.world > 1:  # all ranks stop at the same step
+            flag = torch.tensor([1.0 if stop else 0.0])
+            dist.all_reduce(flag)
+            stop = flag.item() > 0
+        return bool(stop)
+
+    def run(self) -> None:
+        cfg = self.cfg
+        if self.rank == 0:
+            CropCache.build(Path(cfg.data), Path(cfg.cache), cfg.cache_crop,
+                            cfg.crops_per_image, cfg.val_every_nth_file)
+        if self.world > 1:
+            dist.barrier()
+        self.data = CropCache.open(Path(cfg.cache))
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._request_stop)
+        logger = MetricLogger(self.out) if self.rank == 0 else None
+        bar = None
+        if self.rank == 0 and cfg.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=cfg.steps or None, initial=self.step, unit="step", dynamic_ncols=True)
+        started, last_ckpt = time.time(), time.time()
+        seg_wall, seg_cpu = time.time(), time.process_time()
+        window: list[tuple[float, float, float]] = []
+        while not self._should_stop(started):
+            window.append(self.train_step(*self.next_batch()))
+            now = time.time()
+            self.wall += now - seg_wall
+            self.cpu += time.process_time() - seg_cpu
+            seg_wall, seg_cpu = now, time.process_time()
+            if logger and self.step % cfg.log_steps == 0:
+                loss, bpp, mse = (float(np.mean(c)) for c in zip(*window, strict=True))
+                window.clear()
+                row = {"step": self.step, "loss": loss, "bpp": bpp, "psnr": psnr(mse),
+                       "lr": self.scheduler.get_last_lr()[0], "wall_s": self.wall,
+                       "cpu_s": self.cpu}
+                logger.train(row)
+                if bar:
+                    bar.set_postfix(loss=f"{loss:.3f}", bpp=f"{bpp:.3f}", psnr=f"{row['psnr']:.2f}")
+            if bar:
+                bar.update(1)
+            if logger and cfg.validate_steps and self.step % cfg.validate_steps == 0:
+                logger.val(self.validate())
+            if now - last_ckpt >= cfg.checkpoint_minutes * 60:
+                self.save_checkpoint()
+                last_ckpt = time.time()
+        self.save_checkpoint()
+        if bar:
+            bar.close()
+        if logger:
+            logger.close()
+
+
+class MetricLogger:
+    """Appends train/val metrics to CSV files and TensorBoard in the run folder."""
+
+    def __init__(self, out: Path) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.out = out
+        self.tb = SummaryWriter(str(out / "tb"))
+
+    def _append(self, name: str, row: dict) -> None:
+        path = self.out / name
+        new = not path.exists()
+        with path.open("a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                w.writeheader()
+            w.writerow(row)
+
+    def train(self, row: dict) -> None:
+        self._append("train.csv", row)
+        for k in ("loss", "bpp", "psnr", "lr"):
+            self.tb.add_scalar(f"train/{k}", row[k], row["step"])
+
+    def val(self, rows: list[dict]) -> None:
+        for row in rows:
+            self._append("val.csv", row)
+            self.tb.add_scalar(f"val/bpp_t{row['t']:g}", row["bpp"], row["step"])
+            self.tb.add_scalar(f"val/psnr_t{row['t']:g}", row["psnr"], row["step"])
+        self.tb.flush()
+
+    def close(self) -> None:
+        self.tb.close()
