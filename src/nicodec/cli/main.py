@@ -12,7 +12,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nicodec", description="Learned image codec.")
     sub = parser.add_subparsers(dest="command", required=True)
     codec.add_parsers(sub)
-    train.add_parser(sub)
+    train.add_parsers(sub)
     return parser
 
 

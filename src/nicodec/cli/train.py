@@ -1,14 +1,15 @@
-"""`nicodec train`: config file plus per-field command-line overrides."""
+"""`nicodec train`, `export` and `plot-training`."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from nicodec.train.config import TrainConfig, config_fields
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model (rate-distortion, resumable)")
     p.add_argument("--config", help="TOML file of settings; flags below override it")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
@@ -24,13 +25,43 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             conv = {"int": int, "float": float}.get(typ, str)
             p.add_argument(flag, dest=name, type=conv, default=None,
                            help=f"{doc} (default {default!r})")
-    p.set_defaults(run=run)
+    p.set_defaults(run=train)
+
+    p = sub.add_parser("export", help="checkpoint -> shipped weights, manifest and model card")
+    p.add_argument("checkpoint", help="a run's checkpoint.pt")
+    p.add_argument("-o", "--output", help="write the weights here instead of shipping them")
+    p.add_argument("--figures", metavar="DATASET",
+                   help="also measure bpp/PSNR/MS-SSIM on this folder for the model card")
+    p.set_defaults(run=export)
+
+    p = sub.add_parser("plot-training", help="plot a run's training and validation curves")
+    p.add_argument("run_dir", help="run folder holding train.csv / val.csv")
+    p.add_argument("-o", "--output", help="PNG to write (default RUN/curves.png)")
+    p.set_defaults(run=plot_training)
 
 
-def run(args: argparse.Namespace) -> int:
+def train(args: argparse.Namespace) -> int:
     from nicodec.train.loop import Trainer
 
     overrides = {name: getattr(args, name) for name, *_ in config_fields()}
     cfg = TrainConfig.load(args.config, **overrides)
     Trainer(cfg, resume=args.resume).run()
+    return 0
+
+
+def export(args: argparse.Namespace) -> int:
+    from nicodec.train.export import export as do_export
+
+    out = do_export(Path(args.checkpoint), Path(args.output) if args.output else None,
+                    ship=args.output is None,
+                    figures_dataset=Path(args.figures) if args.figures else None)
+    print(f"wrote {out}")
+    return 0
+
+
+def plot_training(args: argparse.Namespace) -> int:
+    from nicodec.train.plot import plot_run
+
+    run = Path(args.run_dir)
+    print(f"wrote {plot_run(run, Path(args.output) if args.output else run / 'curves.png')}")
     return 0

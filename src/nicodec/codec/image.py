@@ -93,7 +93,7 @@ def to_planes(image: Image.Image | np.ndarray) -> Planes:
 
 def to_tensor(rgb: np.ndarray, multiple: int) -> torch.Tensor:
     """[1, 3, H', W'] float in [0, 1], edge-padded so H' and W' are multiples of `multiple`."""
-    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
+    x = torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].float() / 255.0
     h, w = rgb.shape[:2]
     ph, pw = -h % multiple, -w % multiple
     if ph or pw:

@@ -13,6 +13,7 @@ import torch
 from nicodec.bitstream.container import Kind, Section
 from nicodec.entropy import coder
 from nicodec.models.integer import ACT_BITS
+from nicodec.models.priors import gaussian_likelihood
 from nicodec.models.pretrained import InferenceModel
 
 
@@ -75,3 +76,22 @@ def decode(model: InferenceModel, sections: dict[Kind, bytes], height: int, widt
     """Reconstruction [1, 3, height, width] in [0, 1]."""
     y_hat = decode_latents(model, sections, height, width)
     return model.net.synthesize(y_hat.float(), quality_level(model, quality)).clamp(0, 1)
+
+
+@torch.no_grad()
+def estimate_bits(model: InferenceModel, x: torch.Tensor, quality: int) -> float:
+    """The model's own rate estimate (continuous densities, no tables) for the padded image x.
+
+    Uses the same integer-network means and scales as the codec, but the exact Gaussian and the
+    learned hyper-latent density instead of the quantized tables: comparing it with the real
+    payload size measures what table snapping, count quantization and ANS overhead cost.
+    """
+    t = quality_level(model, quality)
+    y = model.net.analyse(x, t)
+    z_hat = torch.round(model.net.h_a(y))
+    out = model.hyper(z_hat)
+    mean_fixed, scale_fixed = out.chunk(2, dim=1)
+    residual = torch.round(y.double() - mean_fixed / (1 << ACT_BITS))
+    lik_y = gaussian_likelihood(residual, scale_fixed / (1 << ACT_BITS))
+    lik_z = model.net.z_prior.likelihood(z_hat)
+    return float(-torch.log2(lik_y).sum() - torch.log2(lik_z.double()).sum())

@@ -8,7 +8,7 @@ validation (never Kodak).
 from __future__ import annotations
 
 import json
-import logging
+import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +17,6 @@ import numpy as np
 from PIL import Image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm"}
-log = logging.getLogger(__name__)
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -87,7 +86,7 @@ class CropCache:
                     img = np.asarray(im.convert("RGB"))
             except (OSError, ValueError) as err:
                 skipped.append(path.name)
-                log.warning("skipping unreadable image %s: %s", path, err)
+                print(f"nicodec train: skipping unreadable image {path}: {err}", file=sys.stderr)
                 continue
             if is_validation(path, meta["val_every"]):
                 val.append(_center(img, size))

@@ -1,0 +1,45 @@
+"""Training curves from a run folder (train.csv, val.csv) as one PNG."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def _rows(path: Path) -> list[dict[str, float]]:
+    if not path.exists():
+        return []
+    with path.open() as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def plot_run(run: Path, out: Path) -> Path:
+    """Training loss/bpp/PSNR against step, and validation bpp/PSNR per quality level."""
+    train, val = _rows(run / "train.csv"), _rows(run / "val.csv")
+    if not train and not val:
+        raise ValueError(f"no train.csv or val.csv in {run}")
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    if train:
+        steps = [r["step"] for r in train]
+        axes[0].plot(steps, [r["loss"] for r in train])
+        axes[0].set(title="training loss", xlabel="step", yscale="log")
+    for t in sorted({r["t"] for r in val}):
+        rows = [r for r in val if r["t"] == t]
+        axes[1].plot([r["step"] for r in rows], [r["psnr"] for r in rows], marker="o", label=f"t={t:g}")
+        axes[2].plot([r["step"] for r in rows], [r["bpp"] for r in rows], marker="o", label=f"t={t:g}")
+    axes[1].set(title="validation PSNR (dB)", xlabel="step")
+    axes[2].set(title="validation bpp (estimated)", xlabel="step")
+    for ax in axes[1:]:
+        if val:
+            ax.legend()
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out

@@ -1,0 +1,78 @@
+"""The command line: exit codes, stdin/stdout, JSON, one-line errors, no half-written files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.conftest import REPO
+
+SAMPLE = REPO / "src" / "nicodec" / "assets" / "sample.png"
+
+
+def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nicodec", *args], input=stdin,
+                          capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def small_png(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("cli") / "small.png"
+    with Image.open(SAMPLE) as im:
+        im.crop((100, 50, 229, 150)).save(path)
+    return path
+
+
+def test_encode_decode_info_json(small_png, tmp_path):
+    nic, png = tmp_path / "a.nic", tmp_path / "a.png"
+    enc = run("encode", str(small_png), "-o", str(nic), "-q", "60", "--json")
+    assert enc.returncode == 0, enc.stderr
+    stats = json.loads(enc.stdout)
+    assert stats["nic_bytes"] == nic.stat().st_size and stats["width"] == 129
+    dec = run("decode", str(nic), "-o", str(png), "--reference", str(small_png), "--json")
+    assert dec.returncode == 0, dec.stderr
+    assert json.loads(dec.stdout)["psnr"] > 20
+    assert Image.open(png).size == (129, 100)
+    info = run("info", str(nic), "--json")
+    meta = json.loads(info.stdout)
+    assert meta["quality"] == 60 and meta["model_id"].startswith("hyperprior-")
+
+
+def test_stdin_stdout_pipeline(small_png):
+    enc = run("encode", "-", "-o", "-", stdin=small_png.read_bytes())
+    assert enc.returncode == 0 and enc.stdout.startswith(b"\x89NIC")
+    dec = run("decode", "-", "-o", "-", stdin=enc.stdout)
+    assert dec.returncode == 0 and dec.stdout.startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("args,code,message", [
+    (("decode", "{sample}", "-o", "{out}"), 1, "bad magic"),
+    (("encode", "{missing}", "-o", "{out}"), 1, "no such file"),
+    (("encode", "{garbage}", "-o", "{out}"), 1, "cannot read image"),
+    (("decode", "{truncated}", "-o", "{out}"), 1, "truncated"),
+    (("encode", "{sample}", "-o", "{out}", "-q", "0"), 2, "quality"),
+    (("encode", "{sample}", "--bogus"), 2, "unrecognized"),
+    (("decode", "{nic}", "-o", "{out_bad_ext}"), 1, "extension"),
+])
+def test_errors_are_one_line_and_leave_no_output(small_png, tmp_path, args, code, message):
+    nic = tmp_path / "ok.nic"
+    run("encode", str(small_png), "-o", str(nic))
+    (tmp_path / "garbage.png").write_bytes(b"definitely not an image")
+    (tmp_path / "trunc.nic").write_bytes(nic.read_bytes()[:50])
+    names = {"sample": str(small_png), "missing": str(tmp_path / "nope.png"),
+             "garbage": str(tmp_path / "garbage.png"), "truncated": str(tmp_path / "trunc.nic"),
+             "out": str(tmp_path / "out.bin"), "nic": str(nic),
+             "out_bad_ext": str(tmp_path / "out.notaformat")}
+    res = run(*(a.format(**names) for a in args))
+    err = res.stderr.decode().strip()
+    assert res.returncode == code, err
+    assert message in err.lower()
+    if code == 1:
+        assert len(err.splitlines()) == 1 and "Traceback" not in err
+    leftovers = {p.name for p in tmp_path.iterdir()} - {"ok.nic", "garbage.png", "trunc.nic"}
+    assert not leftovers, leftovers

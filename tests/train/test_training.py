@@ -1,0 +1,90 @@
+"""Training on tiny real data: learning, exact resume, DDP, bad files, export into the codec."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nicodec import compress, decompress
+from nicodec.models.pretrained import load_model
+from nicodec.train.config import TrainConfig, parse_duration
+from nicodec.train.export import export
+from nicodec.train.loop import Trainer
+
+
+def _losses(run: Path) -> list[float]:
+    with (run / "train.csv").open() as f:
+        return [float(r["loss"]) for r in csv.DictReader(f)]
+
+
+def test_loss_decreases(tiny_config):
+    cfg = tiny_config(steps=60)
+    Trainer(cfg).run()
+    losses = _losses(Path(cfg.out))
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:3]), losses
+
+
+def test_resume_reproduces_uninterrupted_run(tiny_config, tmp_path):
+    straight = tiny_config(steps=6, out=str(tmp_path / "a"))
+    Trainer(straight).run()
+    first = tiny_config(steps=3, out=str(tmp_path / "b"))
+    Trainer(first).run()
+    resumed = Trainer(tiny_config(steps=6, out=str(tmp_path / "b")), resume=True)
+    assert resumed.step == 3
+    resumed.run()
+    a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_broken_image_is_skipped_with_message(tiny_config, capsys):
+    Trainer(tiny_config(steps=1)).run()
+    assert "skipping unreadable image" in capsys.readouterr().err
+
+
+def test_sigterm_checkpoints_and_stops(tiny_config):
+    cfg = tiny_config(steps=10_000)
+    trainer = Trainer(cfg)
+    trainer.stop_requested = True  # what the SIGTERM/SIGINT handler sets
+    trainer.run()
+    assert (Path(cfg.out) / "checkpoint.pt").exists() and trainer.step == 0
+
+
+def test_config_validation_and_durations():
+    assert parse_duration("2h30m") == 9000 and parse_duration("45s") == 45
+    with pytest.raises(ValueError, match="optimizer"):
+        TrainConfig.load(None, optimizer="rmsprop")
+    with pytest.raises(ValueError, match="duration"):
+        TrainConfig.load(None, time_budget="soon")
+
+
+def test_export_roundtrips_into_codec(tiny_config, tmp_path, crop):
+    cfg = tiny_config(steps=4, optimizer="sgd")
+    Trainer(cfg).run()
+    out = export(Path(cfg.out) / "checkpoint.pt", tmp_path / "tiny.safetensors", ship=False)
+    model = load_model(str(out))
+    data = compress(crop, quality=40, model=model)
+    assert decompress(data, model=model).size == crop.size
+    Trainer(tiny_config(steps=1, init=str(out), out=str(tmp_path / "fine"))).run()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="gloo test on linux")
+def test_ddp_two_processes(tiny_config, tmp_path):
+    cfg = tiny_config(steps=3)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+           "-m", "nicodec", "train", "--data", cfg.data, "--out", cfg.out, "--cache", cfg.cache,
+           "--model-config", '{"N": 16, "M": 16}', "--crop", "64", "--cache-crop", "64", "--batch", "2",
+           "--precision", "fp32", "--no-compile", "--threads", "1", "--steps", "3", "--no-progress",
+           "--validate-steps", "0", "--log-steps", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert (Path(cfg.out) / "checkpoint.pt").exists()
+    assert len(_losses(Path(cfg.out))) == 3
