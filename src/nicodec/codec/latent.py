@@ -13,8 +13,8 @@ import torch
 from nicodec.bitstream.container import Kind, Section
 from nicodec.entropy import coder
 from nicodec.models.integer import ACT_BITS
-from nicodec.models.priors import gaussian_likelihood
 from nicodec.models.pretrained import InferenceModel
+from nicodec.models.priors import gaussian_likelihood
 
 
 def quality_level(model: InferenceModel, quality: int) -> torch.Tensor:
