@@ -43,7 +43,10 @@ def decompress(data: bytes, model: str | InferenceModel | None = None) -> Image.
     if m.model_id != header.model_id:
         raise ValueError(f"file was written by model {header.model_id}, not {m.model_id}")
     by_kind = {s.kind: s.data for s in sections if s.tile == 0}
-    missing = {Kind.Z, Kind.Z_ESCAPES, Kind.Y, Kind.Y_ESCAPES} - by_kind.keys()
+    needed = {Kind.Y, Kind.Y_ESCAPES}
+    if m.net.entropy == "hyperprior":
+        needed |= {Kind.Z, Kind.Z_ESCAPES}
+    missing = needed - by_kind.keys()
     if missing:
         raise container.FormatError("corrupt file (missing sections)")
     ds = m.net.downsampling

@@ -1,8 +1,9 @@
-"""Latent coding for the hyperprior family: image tensor <-> ANS-coded sections.
+"""Latent coding: padded image tensor <-> ANS-coded sections, for both entropy families.
 
-Decoding is exact by construction: the hyper-latent is decoded with shipped integer tables; the
-integer hyper-synthesis (`models.integer`) turns it into fixed-point means and integer table
-indices; the latent is decoded with shipped integer tables. No float result decides a table.
+Decoding is exact by construction. Hyperprior: the hyper-latent is decoded with shipped integer
+tables; the integer hyper-synthesis (`models.integer`) turns it into fixed-point means and integer
+table indices; the latent is decoded with shipped integer tables. Factorized: each channel has
+its shipped table. No float result ever decides a table.
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ def encode(model: InferenceModel, x: torch.Tensor, quality: int) -> list[Section
     """x: [1, 3, H, W] in [0, 1], H and W multiples of the model's downsampling."""
     t = quality_level(model, quality)
     y = model.net.analyse(x, t)
+    if model.net.entropy == "factorized":
+        y_hat = torch.round(y)
+        words, esc = coder.encode(y_hat.long().numpy().reshape(-1), _channel_index(y_hat.shape),
+                                  model.y_tables)
+        return [Section(Kind.Y, words), Section(Kind.Y_ESCAPES, esc)]
     z_hat = torch.round(model.net.h_a(y))
     mean, index = entropy_parameters(model, z_hat)
     symbols = torch.round(y.double() - mean)
@@ -58,6 +64,12 @@ def encode(model: InferenceModel, x: torch.Tensor, quality: int) -> list[Section
 def decode_latents(model: InferenceModel, sections: dict[Kind, bytes], height: int,
                    width: int) -> torch.Tensor:
     """The exact latent y_hat (float64) of a padded height x width image."""
+    if model.net.entropy == "factorized":
+        ds = model.net.downsampling
+        shape = torch.Size((1, model.net.config["M"], height // ds, width // ds))
+        y = coder.decode(sections[Kind.Y], sections[Kind.Y_ESCAPES], _channel_index(shape),
+                         model.y_tables)
+        return torch.from_numpy(y).double().reshape(shape)
     n = model.net.config["N"]
     ds = model.net.downsampling
     z_shape = torch.Size((1, n, height // ds, width // ds))
@@ -88,6 +100,8 @@ def estimate_bits(model: InferenceModel, x: torch.Tensor, quality: int) -> float
     """
     t = quality_level(model, quality)
     y = model.net.analyse(x, t)
+    if model.net.entropy == "factorized":
+        return float(-torch.log2(model.net.y_prior.likelihood(torch.round(y)).double()).sum())
     z_hat = torch.round(model.net.h_a(y))
     out = model.hyper(z_hat)
     mean_fixed, scale_fixed = out.chunk(2, dim=1)

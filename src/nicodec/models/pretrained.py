@@ -26,35 +26,42 @@ from nicodec.entropy.tables import (
     gaussian_tables,
     scale_thresholds,
 )
+from nicodec.models.base import VariableRateModel
 from nicodec.models.integer import ACT_BITS, IntegerSynthesis
 from nicodec.models.registry import build_model
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 MANIFEST = WEIGHTS_DIR / "manifest.json"
 Z_RANGE = 48  # hyper-latent tables cover -48..48 (+ escape)
+Y_RANGE = 128  # factorized-latent tables cover -128..128 (+ escape)
 
 
 @dataclass
 class InferenceModel:
-    """Everything encode/decode needs: float transforms, exact hyper-synthesis, tables."""
+    """Everything encode/decode needs: float transforms, tables, exact hyper-synthesis."""
 
     name: str
     model_id: str
-    net: nn.Module
-    hyper: IntegerSynthesis
-    y_tables: TableSet
-    y_thresholds: torch.Tensor  # int64 fixed-point scale thresholds (ACT_BITS)
-    z_tables: TableSet
+    net: VariableRateModel
+    y_tables: TableSet  # per scale (hyperprior) or per channel (factorized)
+    hyper: IntegerSynthesis | None = None
+    y_thresholds: torch.Tensor | None = None  # int64 fixed-point scale thresholds (ACT_BITS)
+    z_tables: TableSet | None = None
 
 
-def codec_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The integer side of a trained model: hyper-synthesis weights and probability tables."""
-    support = torch.arange(-Z_RANGE, Z_RANGE + 1)
-    z_counts, z_lengths = density_tables(model.z_prior.pmf(support).numpy())
+def _density_tensors(prefix: str, density: nn.Module, bound: int) -> dict[str, torch.Tensor]:
+    counts, lengths = density_tables(density.pmf(torch.arange(-bound, bound + 1)).numpy())
+    return {f"{prefix}.counts": torch.from_numpy(counts), f"{prefix}.lengths": torch.from_numpy(lengths)}
+
+
+def codec_tensors(model: VariableRateModel) -> dict[str, torch.Tensor]:
+    """The integer side of a trained model: probability tables (and integer hyper-synthesis)."""
+    if model.entropy == "factorized":
+        return _density_tensors("codec.y", model.y_prior, Y_RANGE)
     y_counts, y_lengths = gaussian_tables(gaussian_scales())
     out = {f"codec.h_s.{k}": v for k, v in IntegerSynthesis.quantize(model.h_s).items()}
+    out.update(_density_tensors("codec.z", model.z_prior, Z_RANGE))
     out.update({
-        "codec.z.counts": torch.from_numpy(z_counts), "codec.z.lengths": torch.from_numpy(z_lengths),
         "codec.y.counts": torch.from_numpy(y_counts), "codec.y.lengths": torch.from_numpy(y_lengths),
         "codec.y.thresholds": torch.from_numpy(scale_thresholds(gaussian_scales(), ACT_BITS)),
     })
@@ -64,7 +71,7 @@ def codec_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
 HALF_MIN_NUMEL = 4096  # big float tensors ship as float16: half the download, ~0 dB cost
 
 
-def to_bytes(model: nn.Module) -> bytes:
+def to_bytes(model: VariableRateModel) -> bytes:
     """Serialize a trained model for inference (no optimizer state).
 
     The float hyper-synthesis is left out: decoding uses its integer twin, and
@@ -88,15 +95,17 @@ def from_bytes(data: bytes) -> InferenceModel:
     net.load_state_dict(state_dict_from(net, tensors))
     net.eval()
     sha = hashlib.sha256(data).hexdigest()
-    hs = _hyper_tensors(tensors)
 
     def tables(prefix: str) -> TableSet:
         return TableSet(tensors[f"{prefix}.counts"].numpy(), tensors[f"{prefix}.lengths"].numpy())
 
-    return InferenceModel(
-        name=meta["model"], model_id=f"{meta['model']}-{sha[:16]}", net=net,
-        hyper=IntegerSynthesis(net.h_s, hs), y_tables=tables("codec.y"),
-        y_thresholds=tensors["codec.y.thresholds"], z_tables=tables("codec.z"))
+    model = InferenceModel(name=meta["model"], model_id=f"{meta['model']}-{sha[:16]}", net=net,
+                           y_tables=tables("codec.y"))
+    if net.entropy == "hyperprior":
+        model.hyper = IntegerSynthesis(net.h_s, _hyper_tensors(tensors))
+        model.y_thresholds = tensors["codec.y.thresholds"]
+        model.z_tables = tables("codec.z")
+    return model
 
 
 def _hyper_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -107,8 +116,9 @@ def _hyper_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def state_dict_from(net: nn.Module, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Float32 state dict for `net` from a model file's tensors (h_s from its integer twin)."""
     state = {k: v.float() for k, v in tensors.items() if not k.startswith("codec.")}
-    hs = IntegerSynthesis.dequantize(net.h_s, _hyper_tensors(tensors))
-    state.update({f"h_s.{k}": v for k, v in hs.items()})
+    if net.entropy == "hyperprior":
+        hs = IntegerSynthesis.dequantize(net.h_s, _hyper_tensors(tensors))
+        state.update({f"h_s.{k}": v for k, v in hs.items()})
     return state
 
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from torch import nn
-
+from nicodec.models.base import VariableRateModel
+from nicodec.models.factorized import FactorizedPrior, SeedAutoencoder
 from nicodec.models.hyperprior import MeanScaleHyperprior
 
-MODELS: dict[str, type[nn.Module]] = {
-    MeanScaleHyperprior.name: MeanScaleHyperprior,
+MODELS: dict[str, type[VariableRateModel]] = {
+    cls.name: cls for cls in (MeanScaleHyperprior, FactorizedPrior, SeedAutoencoder)
 }
 DEFAULT_MODEL = MeanScaleHyperprior.name
 
 
-def build_model(name: str, **config: object) -> nn.Module:
+def build_model(name: str, **config: object) -> VariableRateModel:
     """Instantiate a registered model; unknown names raise a ValueError listing the choices."""
     if name not in MODELS:
         raise ValueError(f"unknown model '{name}' (choose from: {', '.join(sorted(MODELS))})")

@@ -1,0 +1,59 @@
+"""What every model in the zoo shares: gain units for one-network variable rate.
+
+A continuous level t in [0, levels-1] selects, by log-linear interpolation, a per-channel gain
+applied to the latent before quantization and a learned inverse gain applied before synthesis
+(Cui et al. 2021). Training draws t per sample with lambda(t) interpolated geometrically, so every
+intermediate quality is a trained operating point.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+LAMBDA_MIN = 0.0018
+LAMBDA_MAX = 0.25
+LEVELS = 8
+
+
+def ste_round(x: torch.Tensor) -> torch.Tensor:
+    """Round in the forward pass, identity gradient in the backward pass."""
+    return x + (torch.round(x) - x).detach()
+
+
+class VariableRateModel(nn.Module):
+    """Subclasses define `g_a`, `g_s`, `name`, `entropy` ("hyperprior" or "factorized")."""
+
+    name = ""
+    entropy = ""
+    downsampling = 16
+
+    def __init__(self, latent_channels: int, levels: int = LEVELS, lambda_min: float = LAMBDA_MIN,
+                 lambda_max: float = LAMBDA_MAX) -> None:
+        super().__init__()
+        self.levels = levels
+        self.lambda_min, self.lambda_max = lambda_min, lambda_max
+        # Quantization step ~ 1/sqrt(lambda) for MSE: start the gains there.
+        ratio = torch.linspace(-0.5, 0.5, levels) * math.log(lambda_max / lambda_min)
+        self.log_gain = nn.Parameter(ratio[:, None].repeat(1, latent_channels) * 0.5)
+        self.log_inv_gain = nn.Parameter(-ratio[:, None].repeat(1, latent_channels) * 0.5)
+
+    def lam(self, t: torch.Tensor) -> torch.Tensor:
+        """Rate-distortion trade-off of level t (geometric interpolation)."""
+        frac = t / (self.levels - 1)
+        return self.lambda_min * (self.lambda_max / self.lambda_min) ** frac
+
+    def _interp(self, table: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        i0 = t.floor().clamp(0, self.levels - 2).long()
+        a = (t - i0).unsqueeze(1)
+        log_g = (1 - a) * table[i0] + a * table[i0 + 1]
+        return torch.exp(log_g)[:, :, None, None]
+
+    def analyse(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Gained latent y (float32, before quantization)."""
+        return self.g_a(x).float() * self._interp(self.log_gain, t)
+
+    def synthesize(self, y_hat: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.g_s(y_hat * self._interp(self.log_inv_gain, t)).float()

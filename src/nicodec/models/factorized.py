@@ -1,0 +1,66 @@
+"""Models whose latent has a learned factorized (per-channel) density: no side information.
+
+`factorized` is the Ballé et al. (2017/2018) baseline with GDN transforms. `seed-ae` is the seed
+design's plain convolutional autoencoder (conv + max-pool encoder, transposed-conv decoder,
+sigmoid output) with its bottleneck quantized and entropy-coded the same way, so users can see
+what transforms and the hyperprior buy.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from nicodec.models.base import LAMBDA_MAX, LAMBDA_MIN, LEVELS, VariableRateModel, ste_round
+from nicodec.models.layers import GDN, conv, deconv
+from nicodec.models.priors import FactorizedDensity
+
+
+class FactorizedModel(VariableRateModel):
+    """Shared forward pass: gained latent, rounding, per-channel density."""
+
+    entropy = "factorized"
+
+    def __init__(self, M: int, levels: int, lambda_min: float, lambda_max: float) -> None:
+        super().__init__(M, levels, lambda_min, lambda_max)
+        self.y_prior = FactorizedDensity(M)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, noise: bool = True) -> dict[str, torch.Tensor]:
+        y = self.analyse(x, t)
+        y_lik_in = y + torch.empty_like(y).uniform_(-0.5, 0.5) if noise else torch.round(y)
+        x_hat = self.synthesize(ste_round(y), t)
+        bits = -torch.log2(self.y_prior.likelihood(y_lik_in)).sum(dim=(1, 2, 3))
+        return {"x_hat": x_hat, "bits": bits}
+
+
+class FactorizedPrior(FactorizedModel):
+    name = "factorized"
+
+    def __init__(self, N: int = 128, M: int = 192, levels: int = LEVELS,
+                 lambda_min: float = LAMBDA_MIN, lambda_max: float = LAMBDA_MAX) -> None:
+        super().__init__(M, levels, lambda_min, lambda_max)
+        self.config = {"N": N, "M": M, "levels": levels,
+                       "lambda_min": lambda_min, "lambda_max": lambda_max}
+        self.g_a = nn.Sequential(conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N),
+                                 conv(N, M))
+        self.g_s = nn.Sequential(deconv(M, N), GDN(N, inverse=True), deconv(N, N),
+                                 GDN(N, inverse=True), deconv(N, N), GDN(N, inverse=True),
+                                 deconv(N, 3))
+
+
+class SeedAutoencoder(FactorizedModel):
+    name = "seed-ae"
+
+    def __init__(self, N: int = 64, M: int = 128, levels: int = LEVELS,
+                 lambda_min: float = LAMBDA_MIN, lambda_max: float = LAMBDA_MAX) -> None:
+        super().__init__(M, levels, lambda_min, lambda_max)
+        self.config = {"N": N, "M": M, "levels": levels,
+                       "lambda_min": lambda_min, "lambda_max": lambda_max}
+        down = []
+        for cin, cout in ((3, N), (N, N), (N, N), (N, M)):
+            down += [conv(cin, cout, 3, 1), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+        self.g_a = nn.Sequential(*down[:-2], down[-1])  # no ReLU on the bottleneck
+        up = []
+        for cin, cout in ((M, N), (N, N), (N, N)):
+            up += [deconv(cin, cout, 3, 2), nn.ReLU(inplace=True)]
+        self.g_s = nn.Sequential(*up, deconv(N, 3, 3, 2), nn.Sigmoid())
