@@ -45,15 +45,14 @@ def test_entropy_parameters_are_batch_and_padding_invariant():
     gen = torch.Generator().manual_seed(0)
     z1 = torch.randint(-6, 7, (1, n, 3, 4), generator=gen).double()
     z2 = torch.randint(-6, 7, (1, n, 3, 4), generator=gen).double()
-    mean1, idx1 = latent.entropy_parameters(m, z1)
-    mean_b, idx_b = _with_threads(2, latent.entropy_parameters, m, torch.cat([z2, z1]))
-    assert torch.equal(mean1, mean_b[1:]) and torch.equal(idx1, idx_b[1:])
+    hyper = m.integer["h_s"]  # mean and scale, fixed point: all that selects tables
+    single = hyper(z1)
+    batched = _with_threads(2, hyper, torch.cat([z2, z1]))
+    assert torch.equal(single, batched[1:])
     # zero padding on the right and bottom leaves outputs away from that border unchanged
-    zp = torch.nn.functional.pad(z1, (0, 4, 0, 4))
-    mean_p, idx_p = latent.entropy_parameters(m, zp)
+    padded = hyper(torch.nn.functional.pad(z1, (0, 4, 0, 4)))
     interior = (slice(None), slice(None), slice(0, 4), slice(0, 8))
-    assert torch.equal(idx1[interior], idx_p[interior])
-    assert torch.equal(mean1[interior], mean_p[interior])
+    assert torch.equal(single[interior], padded[interior])
 
 
 def test_extreme_hyper_latents_stay_exact():
@@ -61,7 +60,7 @@ def test_extreme_hyper_latents_stay_exact():
     n = m.net.config["N"]
     z = torch.full((1, n, 2, 2), 1000.0, dtype=torch.float64)
     z[:, ::2] = -1000
-    out1 = _with_threads(1, m.hyper, z)
-    out2 = _with_threads(2, m.hyper, z)
+    out1 = _with_threads(1, m.integer["h_s"], z)
+    out2 = _with_threads(2, m.integer["h_s"], z)
     assert torch.equal(out1, out2)
     assert torch.equal(out1, torch.round(out1))

@@ -36,6 +36,8 @@ class Kind(IntEnum):
     Y = 3  # latent ANS words
     Y_ESCAPES = 4
     ALPHA = 5  # alpha channel, PNG-coded (lossless)
+    Y2 = 6  # second coding pass of the latent (checkerboard non-anchors)
+    Y2_ESCAPES = 7
 
 
 MODES = ("L", "RGB", "RGBA", "LA")

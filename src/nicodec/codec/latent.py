@@ -1,21 +1,30 @@
-"""Latent coding: padded image tensor <-> ANS-coded sections, for both entropy families.
+"""Latent coding: padded image tensor <-> ANS-coded sections, for every model family.
 
-Decoding is exact by construction. Hyperprior: the hyper-latent is decoded with shipped integer
-tables; the integer hyper-synthesis (`models.integer`) turns it into fixed-point means and integer
-table indices; the latent is decoded with shipped integer tables. Factorized: each channel has
-its shipped table. No float result ever decides a table.
+Decoding is exact by construction. Hyperprior family: the hyper-latent is decoded with shipped
+integer tables; integer networks (`models.integer`) turn it, and for the checkerboard model the
+decoded anchors, into fixed-point means and integer table indices; the latent is decoded with
+shipped integer tables. Factorized family: each channel has its shipped table. No float result
+ever decides a table.
 """
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable, Generator
+
 import numpy as np
 import torch
 
-from nicodec.bitstream.container import Kind, Section
+from nicodec.bitstream.container import FormatError, Kind, Section
 from nicodec.entropy import coder
+from nicodec.models.checkerboard import anchor_mask
 from nicodec.models.integer import ACT_BITS
 from nicodec.models.pretrained import InferenceModel
 from nicodec.models.priors import gaussian_likelihood
+
+ONE = 1 << ACT_BITS  # 1.0 in the integer networks' fixed point
+PASS_KINDS = ((Kind.Y, Kind.Y_ESCAPES), (Kind.Y2, Kind.Y2_ESCAPES))
+Pass = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (positions, mean, scale), fixed point
 
 
 def quality_level(model: InferenceModel, quality: int) -> torch.Tensor:
@@ -25,18 +34,52 @@ def quality_level(model: InferenceModel, quality: int) -> torch.Tensor:
     return torch.tensor([(quality - 1) / 99 * (model.net.levels - 1)], dtype=torch.float32)
 
 
-def entropy_parameters(model: InferenceModel, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact (mean, table index) for the latent from the integer hyper-latent."""
-    out = model.hyper(z_hat)
-    mean_fixed, scale_fixed = out.chunk(2, dim=1)
-    mean = mean_fixed / (1 << ACT_BITS)  # exact: a power-of-two division of an integer
-    index = torch.searchsorted(model.y_thresholds, scale_fixed.long().contiguous(), right=True)
-    return mean, index
+def _index(model: InferenceModel, scale_fixed: torch.Tensor) -> torch.Tensor:
+    """Table index of each fixed-point scale, by integer comparison with stored thresholds."""
+    return torch.searchsorted(model.y_thresholds, scale_fixed.long().contiguous(), right=True)
+
+
+def _passes(model: InferenceModel, z_hat: torch.Tensor) -> Generator[Pass, torch.Tensor, None]:
+    """Coding passes over the latent: yields (positions, mean, scale) of each pass, both in fixed
+    point, and receives back that pass's symbols (full-shape), which later passes condition on."""
+    hyper = model.integer["h_s"](z_hat)
+    if "context" not in model.integer:
+        mean, scale = hyper.chunk(2, dim=1)
+        yield torch.ones_like(mean, dtype=torch.bool), mean, scale
+        return
+    entropy_net = model.integer["entropy_net"]
+    params = entropy_net(torch.cat([hyper, torch.zeros_like(hyper)], 1), fixed_point=True)
+    mean_a, scale_a = params.chunk(2, dim=1)
+    anchors = anchor_mask(*mean_a.shape[2:]).bool().expand_as(mean_a)
+    symbols = yield anchors, mean_a, scale_a
+    y_hat_anchors = torch.where(anchors, symbols * ONE + mean_a, 0)  # exact fixed point
+    ctx = model.integer["context"](y_hat_anchors, fixed_point=True)
+    mean_n, scale_n = entropy_net(torch.cat([hyper, ctx], 1), fixed_point=True).chunk(2, dim=1)
+    yield ~anchors, mean_n, scale_n
+
+
+def _run_passes(model: InferenceModel, z_hat: torch.Tensor,
+                code_pass: Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+    """Drive `_passes`: code_pass(number, positions, mean, scale) returns that pass's symbols."""
+    passes = _passes(model, z_hat)
+    step = next(passes)
+    for number in itertools.count():
+        symbols = code_pass(number, *step)
+        try:
+            step = passes.send(symbols)
+        except StopIteration:
+            return
 
 
 def _channel_index(shape: torch.Size) -> np.ndarray:
     b, c, h, w = shape
     return np.broadcast_to(np.arange(c)[None, :, None, None], (b, c, h, w)).reshape(-1)
+
+
+def _section(sections: dict[Kind, bytes], kind: Kind) -> bytes:
+    if kind not in sections:
+        raise FormatError(f"corrupt file (missing {kind.name.lower()} section)")
+    return sections[kind]
 
 
 @torch.no_grad()
@@ -50,36 +93,51 @@ def encode(model: InferenceModel, x: torch.Tensor, quality: int) -> list[Section
                                   model.y_tables)
         return [Section(Kind.Y, words), Section(Kind.Y_ESCAPES, esc)]
     z_hat = torch.round(model.net.h_a(y))
-    mean, index = entropy_parameters(model, z_hat)
-    symbols = torch.round(y.double() - mean)
     z_words, z_esc = coder.encode(z_hat.long().numpy().reshape(-1), _channel_index(z_hat.shape),
                                   model.z_tables)
-    y_words, y_esc = coder.encode(symbols.long().numpy().reshape(-1), index.numpy().reshape(-1),
-                                  model.y_tables)
-    return [Section(Kind.Z, z_words), Section(Kind.Z_ESCAPES, z_esc),
-            Section(Kind.Y, y_words), Section(Kind.Y_ESCAPES, y_esc)]
+    sections = [Section(Kind.Z, z_words), Section(Kind.Z_ESCAPES, z_esc)]
+
+    def code_pass(number: int, positions: torch.Tensor, mean: torch.Tensor,
+                  scale: torch.Tensor) -> torch.Tensor:
+        symbols = torch.round(y.double() - mean / ONE)
+        words, esc = coder.encode(symbols[positions].long().numpy(),
+                                  _index(model, scale)[positions].numpy(), model.y_tables)
+        sections.extend(Section(kind, data) for kind, data in zip(PASS_KINDS[number], (words, esc),
+                                                                  strict=True))
+        return symbols
+
+    _run_passes(model, z_hat, code_pass)
+    return sections
 
 
 @torch.no_grad()
 def decode_latents(model: InferenceModel, sections: dict[Kind, bytes], height: int,
                    width: int) -> torch.Tensor:
     """The exact latent y_hat (float64) of a padded height x width image."""
-    if model.net.entropy == "factorized":
-        ds = model.net.downsampling
-        shape = torch.Size((1, model.net.config["M"], height // ds, width // ds))
-        y = coder.decode(sections[Kind.Y], sections[Kind.Y_ESCAPES], _channel_index(shape),
-                         model.y_tables)
-        return torch.from_numpy(y).double().reshape(shape)
-    n = model.net.config["N"]
     ds = model.net.downsampling
-    z_shape = torch.Size((1, n, height // ds, width // ds))
-    z = coder.decode(sections[Kind.Z], sections[Kind.Z_ESCAPES], _channel_index(z_shape),
-                     model.z_tables)
-    z_hat = torch.from_numpy(z).double().reshape(z_shape)
-    mean, index = entropy_parameters(model, z_hat)
-    symbols = coder.decode(sections[Kind.Y], sections[Kind.Y_ESCAPES], index.numpy().reshape(-1),
-                           model.y_tables)
-    return torch.from_numpy(symbols).double().reshape(mean.shape) + mean
+    if model.net.entropy == "factorized":
+        shape = torch.Size((1, model.net.config["M"], height // ds, width // ds))
+        y = coder.decode(_section(sections, Kind.Y), _section(sections, Kind.Y_ESCAPES),
+                         _channel_index(shape), model.y_tables)
+        return torch.from_numpy(y).double().reshape(shape)
+    z_shape = torch.Size((1, model.net.config["N"], height // ds, width // ds))
+    z = coder.decode(_section(sections, Kind.Z), _section(sections, Kind.Z_ESCAPES),
+                     _channel_index(z_shape), model.z_tables)
+    y_hat_fixed = torch.zeros(0)
+
+    def code_pass(number: int, positions: torch.Tensor, mean: torch.Tensor,
+                  scale: torch.Tensor) -> torch.Tensor:
+        nonlocal y_hat_fixed
+        kind, esc_kind = PASS_KINDS[number]
+        values = coder.decode(_section(sections, kind), _section(sections, esc_kind),
+                              _index(model, scale)[positions].numpy(), model.y_tables)
+        symbols = torch.zeros_like(mean)
+        symbols[positions] = torch.from_numpy(values).double()
+        y_hat_fixed = torch.where(positions, symbols * ONE + mean, y_hat_fixed if number else 0)
+        return symbols
+
+    _run_passes(model, torch.from_numpy(z).double().reshape(z_shape), code_pass)
+    return y_hat_fixed / ONE
 
 
 @torch.no_grad()
@@ -95,17 +153,22 @@ def estimate_bits(model: InferenceModel, x: torch.Tensor, quality: int) -> float
     """The model's own rate estimate (continuous densities, no tables) for the padded image x.
 
     Uses the same integer-network means and scales as the codec, but the exact Gaussian and the
-    learned hyper-latent density instead of the quantized tables: comparing it with the real
-    payload size measures what table snapping, count quantization and ANS overhead cost.
+    learned densities instead of the quantized tables: comparing it with the real payload size
+    measures what table snapping, count quantization and ANS overhead cost.
     """
     t = quality_level(model, quality)
     y = model.net.analyse(x, t)
     if model.net.entropy == "factorized":
         return float(-torch.log2(model.net.y_prior.likelihood(torch.round(y)).double()).sum())
     z_hat = torch.round(model.net.h_a(y))
-    out = model.hyper(z_hat)
-    mean_fixed, scale_fixed = out.chunk(2, dim=1)
-    residual = torch.round(y.double() - mean_fixed / (1 << ACT_BITS))
-    lik_y = gaussian_likelihood(residual, scale_fixed / (1 << ACT_BITS))
-    lik_z = model.net.z_prior.likelihood(z_hat)
-    return float(-torch.log2(lik_y).sum() - torch.log2(lik_z.double()).sum())
+    bits = [-torch.log2(model.net.z_prior.likelihood(z_hat).double()).sum()]
+
+    def code_pass(number: int, positions: torch.Tensor, mean: torch.Tensor,
+                  scale: torch.Tensor) -> torch.Tensor:
+        symbols = torch.round(y.double() - mean / ONE)
+        lik = gaussian_likelihood(symbols[positions], scale[positions] / ONE)
+        bits.append(-torch.log2(lik).sum())
+        return symbols
+
+    _run_passes(model, z_hat, code_pass)
+    return float(sum(bits))

@@ -29,6 +29,7 @@ class VariableRateModel(nn.Module):
     name = ""
     entropy = ""
     downsampling = 16
+    integer_nets: tuple[str, ...] = ()  # sub-networks evaluated exactly at decode time
 
     def __init__(self, latent_channels: int, levels: int = LEVELS, lambda_min: float = LAMBDA_MIN,
                  lambda_max: float = LAMBDA_MAX) -> None:

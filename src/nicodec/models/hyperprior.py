@@ -16,6 +16,7 @@ class MeanScaleHyperprior(VariableRateModel):
     name = "hyperprior"
     entropy = "hyperprior"
     downsampling = 64
+    integer_nets = ("h_s",)
 
     def __init__(self, N: int = 128, M: int = 192, levels: int = LEVELS,
                  lambda_min: float = LAMBDA_MIN, lambda_max: float = LAMBDA_MAX) -> None:

@@ -53,7 +53,8 @@ class IntegerSynthesis:
         """Integer weights and biases of a trained float stack (done once, at export)."""
         out = {}
         for i, (m, _) in enumerate(_conv_layers(seq)):
-            w = torch.round(m.weight.detach().double() * (1 << WEIGHT_BITS))
+            weight = getattr(m, "effective_weight", m.weight)  # masked convs quantize their mask
+            w = torch.round(weight.detach().double() * (1 << WEIGHT_BITS))
             b = torch.round(m.bias.detach().double() * (1 << (WEIGHT_BITS + ACT_BITS)))
             out[f"{i}.weight"] = w.clamp(-WEIGHT_LIMIT, WEIGHT_LIMIT).to(torch.int16)
             out[f"{i}.bias"] = b.to(torch.int64)
@@ -70,9 +71,10 @@ class IntegerSynthesis:
                 1 << (WEIGHT_BITS + ACT_BITS)).float()
         return out
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """Integer-valued input (e.g. the decoded hyper-latent) -> output in units of 2**-ACT_BITS."""
-        a = x.double() * (1 << ACT_BITS)
+    def __call__(self, x: torch.Tensor, fixed_point: bool = False) -> torch.Tensor:
+        """Output in units of 2**-ACT_BITS, from an integer-valued input (e.g. the decoded
+        hyper-latent) or, with `fixed_point`, from an input already in those units."""
+        a = x.double() if fixed_point else x.double() * (1 << ACT_BITS)
         for m, w, b, relu in self.layers:
             a = a.clamp(-ACT_LIMIT, ACT_LIMIT)
             if isinstance(m, nn.Conv2d):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -44,7 +44,7 @@ class InferenceModel:
     model_id: str
     net: VariableRateModel
     y_tables: TableSet  # per scale (hyperprior) or per channel (factorized)
-    hyper: IntegerSynthesis | None = None
+    integer: dict[str, IntegerSynthesis] = field(default_factory=dict)  # by sub-network name
     y_thresholds: torch.Tensor | None = None  # int64 fixed-point scale thresholds (ACT_BITS)
     z_tables: TableSet | None = None
 
@@ -59,7 +59,8 @@ def codec_tensors(model: VariableRateModel) -> dict[str, torch.Tensor]:
     if model.entropy == "factorized":
         return _density_tensors("codec.y", model.y_prior, Y_RANGE)
     y_counts, y_lengths = gaussian_tables(gaussian_scales())
-    out = {f"codec.h_s.{k}": v for k, v in IntegerSynthesis.quantize(model.h_s).items()}
+    out = {f"codec.{name}.{k}": v for name in model.integer_nets
+           for k, v in IntegerSynthesis.quantize(getattr(model, name)).items()}
     out.update(_density_tensors("codec.z", model.z_prior, Z_RANGE))
     out.update({
         "codec.y.counts": torch.from_numpy(y_counts), "codec.y.lengths": torch.from_numpy(y_lengths),
@@ -74,12 +75,12 @@ HALF_MIN_NUMEL = 4096  # big float tensors ship as float16: half the download, ~
 def to_bytes(model: VariableRateModel) -> bytes:
     """Serialize a trained model for inference (no optimizer state).
 
-    The float hyper-synthesis is left out: decoding uses its integer twin, and
-    `state_dict_from` rebuilds float weights from it for fine-tuning.
+    Float weights of the integer-evaluated sub-networks are left out: decoding uses their
+    integer twins, and `state_dict_from` rebuilds float weights from those for fine-tuning.
     """
     tensors = {}
     for k, v in model.state_dict().items():
-        if not k.startswith("h_s."):
+        if k.split(".")[0] not in model.integer_nets:
             v = v.detach().float()
             tensors[k] = (v.half() if v.numel() >= HALF_MIN_NUMEL else v).contiguous()
     tensors.update(codec_tensors(model))
@@ -101,24 +102,27 @@ def from_bytes(data: bytes) -> InferenceModel:
 
     model = InferenceModel(name=meta["model"], model_id=f"{meta['model']}-{sha[:16]}", net=net,
                            y_tables=tables("codec.y"))
+    model.integer = {name: IntegerSynthesis(getattr(net, name), _integer_tensors(tensors, name))
+                     for name in net.integer_nets}
     if net.entropy == "hyperprior":
-        model.hyper = IntegerSynthesis(net.h_s, _hyper_tensors(tensors))
         model.y_thresholds = tensors["codec.y.thresholds"]
         model.z_tables = tables("codec.z")
     return model
 
 
-def _hyper_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k.removeprefix("codec.h_s."): v for k, v in tensors.items()
-            if k.startswith("codec.h_s.")}
+def _integer_tensors(tensors: dict[str, torch.Tensor], name: str) -> dict[str, torch.Tensor]:
+    prefix = f"codec.{name}."
+    return {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
 
 
 def state_dict_from(net: nn.Module, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Float32 state dict for `net` from a model file's tensors (h_s from its integer twin)."""
-    state = {k: v.float() for k, v in tensors.items() if not k.startswith("codec.")}
-    if net.entropy == "hyperprior":
-        hs = IntegerSynthesis.dequantize(net.h_s, _hyper_tensors(tensors))
-        state.update({f"h_s.{k}": v for k, v in hs.items()})
+    """Float32 state dict for `net` from a model file's tensors (integer nets dequantized;
+    buffers such as masks come from the freshly built `net`)."""
+    state = dict(net.state_dict())
+    state.update({k: v.float() for k, v in tensors.items() if not k.startswith("codec.")})
+    for name in net.integer_nets:
+        ints = IntegerSynthesis.dequantize(getattr(net, name), _integer_tensors(tensors, name))
+        state.update({f"{name}.{k}": v for k, v in ints.items()})
     return state
 
 

@@ -1,0 +1,73 @@
+"""Mean-scale hyperprior with a checkerboard context (He et al. 2021): a parallel context model.
+
+Latents split into anchors ((i + j) even) and the rest. Anchors are coded with parameters from
+the hyperprior alone; the others additionally see their decoded anchor neighbours through a
+masked 5x5 convolution. Both passes are fully parallel, unlike a raster-scan context model, and
+both are evaluated exactly by integer networks at decode time.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from nicodec.models.base import LAMBDA_MAX, LAMBDA_MIN, LEVELS, ste_round
+from nicodec.models.hyperprior import MeanScaleHyperprior
+from nicodec.models.layers import conv
+from nicodec.models.priors import gaussian_likelihood
+
+
+def anchor_mask(h: int, w: int, device: torch.device | None = None) -> torch.Tensor:
+    """1 at anchor positions ((i + j) even), 0 elsewhere, shape [1, 1, h, w]."""
+    i = torch.arange(h, device=device)[:, None]
+    j = torch.arange(w, device=device)[None, :]
+    return ((i + j) % 2 == 0).float()[None, None]
+
+
+class CheckerboardConv(nn.Conv2d):
+    """5x5 convolution that only sees anchor neighbours of a non-anchor position."""
+
+    def __init__(self, cin: int, cout: int, kernel: int = 5) -> None:
+        super().__init__(cin, cout, kernel, padding=kernel // 2)
+        k = torch.arange(kernel)
+        self.register_buffer("mask", ((k[:, None] + k[None, :]) % 2 == 1).float()[None, None])
+
+    @property
+    def effective_weight(self) -> torch.Tensor:
+        return self.weight * self.mask
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.effective_weight, self.bias)
+
+
+class CheckerboardHyperprior(MeanScaleHyperprior):
+    name = "checkerboard"
+    integer_nets = ("h_s", "context", "entropy_net")
+
+    def __init__(self, N: int = 128, M: int = 192, levels: int = LEVELS,
+                 lambda_min: float = LAMBDA_MIN, lambda_max: float = LAMBDA_MAX) -> None:
+        super().__init__(N, M, levels, lambda_min, lambda_max)
+        self.context = nn.Sequential(CheckerboardConv(M, 2 * M))
+        self.entropy_net = nn.Sequential(conv(4 * M, 10 * M // 3, 1, 1), nn.ReLU(inplace=True),
+                                         conv(10 * M // 3, 8 * M // 3, 1, 1), nn.ReLU(inplace=True),
+                                         conv(8 * M // 3, 2 * M, 1, 1))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, noise: bool = True) -> dict[str, torch.Tensor]:
+        y = self.analyse(x, t)
+        z = self.h_a(y).float()
+        z_hat = ste_round(z)
+        z_lik_in = z + torch.empty_like(z).uniform_(-0.5, 0.5) if noise else z_hat
+        hyper = self.h_s(z_hat).float()
+        anchors = anchor_mask(y.shape[2], y.shape[3], y.device)
+        mean_a, scale_a = self.entropy_net(torch.cat([hyper, torch.zeros_like(hyper)], 1)).float().chunk(2, 1)
+        y_hat_a = (ste_round(y - mean_a) + mean_a) * anchors
+        ctx = self.context(y_hat_a).float()
+        mean_n, scale_n = self.entropy_net(torch.cat([hyper, ctx], 1)).float().chunk(2, 1)
+        mean = anchors * mean_a + (1 - anchors) * mean_n
+        scale = anchors * scale_a + (1 - anchors) * scale_n
+        residual = y - mean
+        y_lik_in = residual + torch.empty_like(y).uniform_(-0.5, 0.5) if noise else torch.round(residual)
+        x_hat = self.synthesize(ste_round(residual) + mean, t)
+        bits_y = -torch.log2(gaussian_likelihood(y_lik_in, scale)).sum(dim=(1, 2, 3))
+        bits_z = -torch.log2(self.z_prior.likelihood(z_lik_in)).sum(dim=(1, 2, 3))
+        return {"x_hat": x_hat, "bits": bits_y + bits_z, "bits_y": bits_y, "bits_z": bits_z}
