@@ -222,7 +222,9 @@ class Trainer:
                        "cpu_s": self.cpu}
                 logger.train(row)
                 if bar:
-                    bar.set_postfix(loss=f"{loss:.3f}", bpp=f"{bpp:.3f}", psnr=f"{row['psnr']:.2f}")
+                    left = cfg.budget_seconds - (now - started) if cfg.budget_seconds else None
+                    bar.set_postfix(loss=f"{loss:.3f}", bpp=f"{bpp:.3f}", psnr=f"{row['psnr']:.2f}",
+                                    **({"budget_left": f"{left / 60:.0f}min"} if left else {}))
             if bar:
                 bar.update(1)
             if logger and cfg.validate_steps and self.step % cfg.validate_steps == 0:
