@@ -46,6 +46,14 @@ def test_resume_reproduces_uninterrupted_run(tiny_config, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_resume_with_a_new_learning_rate(tiny_config):
+    Trainer(tiny_config(steps=2)).run()
+    resumed = Trainer(tiny_config(steps=3, lr=1e-5), resume=True)
+    resumed.run()
+    assert resumed.step == 3
+    assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(1e-5)
+
+
 def test_broken_image_is_skipped_with_message(tiny_config, capsys):
     Trainer(tiny_config(steps=1)).run()
     assert "skipping unreadable image" in capsys.readouterr().err

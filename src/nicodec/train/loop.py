@@ -128,6 +128,11 @@ class Trainer:
         self.optimizer.load_state_dict(ck["optimizer"])
         self.scheduler.load_state_dict(ck["scheduler"])
         self.step, self.wall, self.cpu = ck["step"], ck["wall"], ck["cpu"]
+        # A resumed run follows the learning rate it is given now (e.g. a lower final stage).
+        self.scheduler.base_lrs = [self.cfg.lr for _ in self.optimizer.param_groups]
+        for group in self.optimizer.param_groups:
+            group["initial_lr"] = self.cfg.lr
+            group["lr"] = self.cfg.lr * self._lr_factor(self.step)
         if self.rank == 0:
             torch.set_rng_state(ck["torch_rng"])
             self.rng.bit_generator.state = json.loads(ck["numpy_rng"])
