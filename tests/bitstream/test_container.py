@@ -72,3 +72,10 @@ def test_trailing_bytes_are_rejected(nic):
     body = nic[:-4] + b"\0"
     with pytest.raises(FormatError):
         unpack(body + struct.pack("<I", zlib.crc32(body)))
+
+
+def test_absurd_dimensions_are_refused_before_decoding(nic):
+    header, sections = unpack(nic)
+    header.width = header.height = 100_000
+    with pytest.raises(FormatError, match="too large"):
+        decompress(pack(header, sections))

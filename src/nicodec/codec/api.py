@@ -14,6 +14,7 @@ from nicodec.codec import latent
 from nicodec.models.pretrained import InferenceModel, find_model, load_model
 
 DEFAULT_QUALITY = 75
+MAX_PIXELS = 1 << 28  # decoder refuses larger claims (a crafted header must not exhaust memory)
 
 
 def _model(model: str | InferenceModel | None) -> InferenceModel:
@@ -39,6 +40,9 @@ def compress(image: Image.Image | np.ndarray, quality: int = DEFAULT_QUALITY,
 def decompress(data: bytes, model: str | InferenceModel | None = None) -> Image.Image:
     """Decode .nic bytes to a PIL image of the original size and mode (L, LA, RGB or RGBA)."""
     header, sections = container.unpack(data)
+    if header.width * header.height > MAX_PIXELS:
+        raise container.FormatError(f"image too large ({header.width}x{header.height} exceeds "
+                                    f"the {MAX_PIXELS >> 20}-megapixel limit)")
     m = _model(model) if model is not None else find_model(header.model_id)
     if m.model_id != header.model_id:
         raise ValueError(f"file was written by model {header.model_id}, not {m.model_id}")
