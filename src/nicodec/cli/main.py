@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from nicodec.cli import codec, train
+from nicodec.cli import eval as eval_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -13,6 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     codec.add_parsers(sub)
     train.add_parsers(sub)
+    eval_cli.add_parsers(sub)
     return parser
 
 

@@ -1,0 +1,179 @@
+"""Speed and memory of nicodec and the baselines at quality 75, with 1 and 2 threads.
+
+    python benchmarks/speed.py [--limit N] [--big | --no-big] [--threads 1,2] [--out benchmarks/results]
+
+Each (image set, codec, threads, encode|decode) runs in its own subprocess, so the peak RSS it reports
+(getrusage RUSAGE_SELF at the end) belongs to that measurement alone, and one codec's caches or
+thread pools never affect another's timing. Times exclude process start-up, imports and model load
+(a warm-up on a small image runs first); megapixels/s = image pixels / wall-clock seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+QUALITY = 75
+CODECS = ("nicodec", "jpeg-420", "webp", "avif", "jxl")
+KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
+BIG_SIZE = (6000, 4000)  # 24 megapixels
+
+
+def _codec(name: str, model: str | None):
+    from nicodec.eval.baselines import baselines, nicodec_codec
+
+    return nicodec_codec(model) if name == "nicodec" else baselines()[name]
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def worker(mode: str, name: str, threads: int, images: list[Path], work: Path, model: str | None) -> dict:
+    """Runs in the subprocess: time `mode` over the images, report seconds, pixels, bytes and RSS."""
+    import torch
+
+    torch.set_num_threads(threads)
+    codec = _codec(name, model)
+    warm = np.zeros((64, 64, 3), np.uint8)
+    codec.decode(codec.encode(warm, QUALITY, threads), threads)
+    base = _peak_rss_mb()
+    seconds = pixels = size = 0
+    for path in images:
+        rgb = np.load(path)
+        encoded = work / f"{path.stem}.{name}.bin"
+        if mode == "encode":
+            start = time.perf_counter()
+            data = codec.encode(rgb, QUALITY, threads)
+            seconds += time.perf_counter() - start
+            encoded.write_bytes(data)
+        else:
+            data = encoded.read_bytes()
+            start = time.perf_counter()
+            decoded = codec.decode(data, threads)
+            seconds += time.perf_counter() - start
+            assert decoded.shape == rgb.shape
+        pixels += rgb.shape[0] * rgb.shape[1]
+        size += len(data)
+    return {"seconds": seconds, "pixels": pixels, "bytes": size, "images": len(images),
+            "base_rss_mb": base, "peak_rss_mb": _peak_rss_mb(), "library": codec.library}
+
+
+def _run_worker(mode: str, name: str, threads: int, images: list[Path], work: Path,
+                model: str | None) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    cmd = [sys.executable, __file__, "--worker", mode, name, str(threads), str(work),
+           *(["--model", model] if model else []), *map(str, images)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"{name} {mode} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def _prepare(kodak: Path, limit: int, big: bool, work: Path) -> dict[str, list[Path]]:
+    """Images as .npy (fast to load, so loading never dominates); the 24 MP one is a Kodak mosaic."""
+    from PIL import Image
+
+    paths = sorted(kodak.glob("*.png"))
+    if not paths:
+        raise SystemExit(f"no Kodak images in {kodak}")
+    sets: dict[str, list[Path]] = {"kodak": []}
+    for p in paths[:limit]:
+        with Image.open(p) as im:
+            np.save(work / f"{p.stem}.npy", np.asarray(im.convert("RGB")))
+        sets["kodak"].append(work / f"{p.stem}.npy")
+    if big:
+        w, h = BIG_SIZE
+        mosaic = Image.new("RGB", (w, h))
+        tile_w, tile_h = 768, 512  # Kodak portraits are resized into landscape tiles
+        for i, (x, y) in enumerate((x, y) for y in range(0, h, tile_h) for x in range(0, w, tile_w)):
+            with Image.open(paths[i % len(paths)]) as im:
+                mosaic.paste(im.convert("RGB").resize((tile_w, tile_h), Image.Resampling.LANCZOS), (x, y))
+        np.save(work / "mosaic24mp.npy", np.asarray(mosaic))
+        sets["24mp"] = [work / "mosaic24mp.npy"]
+    return sets
+
+
+def _table(rows: list[dict]) -> str:
+    head = ("| set | codec | threads | bpp | encode s/img | encode MP/s | decode s/img | decode MP/s "
+            "| encode peak RSS MB (before) | decode peak RSS MB (before) |")
+    lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        e, d = r["encode"], r["decode"]
+        lines.append(f"| {r['set']} | {r['codec']} | {r['threads']} | {8 * e['bytes'] / e['pixels']:.3f} | "
+                     f"{e['seconds'] / e['images']:.3f} | {e['pixels'] / e['seconds'] / 1e6:.2f} | "
+                     f"{d['seconds'] / d['images']:.3f} | {d['pixels'] / d['seconds'] / 1e6:.2f} | "
+                     f"{e['peak_rss_mb']:.0f} ({e['base_rss_mb']:.0f}) | "
+                     f"{d['peak_rss_mb']:.0f} ({d['base_rss_mb']:.0f}) |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--limit", type=int, default=24, help="Kodak images to use (default 24)")
+    ap.add_argument("--big", action=argparse.BooleanOptionalAction, default=True,
+                    help="also the generated 24-megapixel image (slow; default on)")
+    ap.add_argument("--threads", default="1,2", help="thread counts to measure (default 1,2)")
+    ap.add_argument("--codecs", default=",".join(CODECS), help=f"default {','.join(CODECS)}")
+    ap.add_argument("--kodak", type=Path, default=KODAK, help=f"Kodak folder (default {KODAK})")
+    ap.add_argument("--model", help="nicodec model name or file (default: the manifest's)")
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    args = ap.parse_args()
+    threads = [int(t) for t in args.threads.split(",")]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="nicodec-speed-") as tmp:
+        work = Path(tmp)
+        sets = _prepare(args.kodak, args.limit, args.big, work)
+        for set_name, images in sets.items():
+            for name in args.codecs.split(","):
+                for t in threads:
+                    row = {"set": set_name, "codec": name, "threads": t}
+                    for mode in ("encode", "decode"):
+                        row[mode] = _run_worker(mode, name, t, images, work, args.model)
+                    rows.append(row)
+                    print(_table([row]).splitlines()[-1], flush=True)
+    table = _table(rows)
+    big = f"{BIG_SIZE[0]}x{BIG_SIZE[1]} Kodak mosaic" if args.big else None
+    meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "quality": QUALITY,
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "python": platform.python_version(),
+            "kodak_images": args.limit, "big": big,
+            "libraries": {r["codec"]: r["encode"]["library"] for r in rows}}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "speed.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    libs = "\n".join(f"- {k}: {v}" for k, v in meta["libraries"].items())
+    (args.out / "speed.md").write_text(
+        f"# Speed and memory at quality {QUALITY}\n\n{meta['date']} · {meta['machine']} · "
+        f"Kodak ×{args.limit}{' + ' + big if big else ''}\n\n{table}\n\n"
+        "Times exclude start-up, imports and model load; peak RSS is the whole process "
+        "(interpreter, libraries incl. torch, model, image) during that measurement, and (before) is "
+        "its peak after imports and warm-up, before the measured images. JPEG and WebP encode "
+        f"single-threaded whatever the thread count.\n\n{libs}\n")
+    print(table)
+    print(args.out / "speed.md")
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        wp = argparse.ArgumentParser()
+        wp.add_argument("mode", choices=("encode", "decode"))
+        wp.add_argument("codec")
+        wp.add_argument("threads", type=int)
+        wp.add_argument("work", type=Path)
+        wp.add_argument("--model")
+        wp.add_argument("images", nargs="+", type=Path)
+        a = wp.parse_args(sys.argv[2:])
+        print(json.dumps(worker(a.mode, a.codec, a.threads, a.images, a.work, a.model)))
+        sys.exit(0)
+    sys.exit(main())
