@@ -28,6 +28,13 @@ def small_png(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def small_nic(small_png) -> bytes:
+    from nicodec import compress
+
+    return compress(Image.open(small_png), quality=50)
+
+
 def test_encode_decode_info_json(small_png, tmp_path):
     nic, png = tmp_path / "a.nic", tmp_path / "a.png"
     enc = run("encode", str(small_png), "-o", str(nic), "-q", "60", "--json")
@@ -59,9 +66,9 @@ def test_stdin_stdout_pipeline(small_png):
     (("encode", "{sample}", "--bogus"), 2, "unrecognized"),
     (("decode", "{nic}", "-o", "{out_bad_ext}"), 1, "extension"),
 ])
-def test_errors_are_one_line_and_leave_no_output(small_png, tmp_path, args, code, message):
+def test_errors_are_one_line_and_leave_no_output(small_png, small_nic, tmp_path, args, code, message):
     nic = tmp_path / "ok.nic"
-    run("encode", str(small_png), "-o", str(nic))
+    nic.write_bytes(small_nic)
     (tmp_path / "garbage.png").write_bytes(b"definitely not an image")
     (tmp_path / "trunc.nic").write_bytes(nic.read_bytes()[:50])
     names = {"sample": str(small_png), "missing": str(tmp_path / "nope.png"),
