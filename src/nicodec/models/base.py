@@ -32,8 +32,11 @@ class VariableRateModel(nn.Module):
     integer_nets: tuple[str, ...] = ()  # sub-networks evaluated exactly at decode time
 
     def __init__(self, latent_channels: int, levels: int = LEVELS, lambda_min: float = LAMBDA_MIN,
-                 lambda_max: float = LAMBDA_MAX) -> None:
+                 lambda_max: float = LAMBDA_MAX, **architecture: int) -> None:
         super().__init__()
+        # everything needed to rebuild the model from a weights file
+        self.config = {**architecture, "levels": levels, "lambda_min": lambda_min,
+                       "lambda_max": lambda_max}
         self.levels = levels
         self.lambda_min, self.lambda_max = lambda_min, lambda_max
         # Quantization step ~ 1/sqrt(lambda) for MSE: start the gains there.

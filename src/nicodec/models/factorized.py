@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from nicodec.models.base import LAMBDA_MAX, LAMBDA_MIN, LEVELS, VariableRateModel, ste_round
-from nicodec.models.layers import GDN, conv, deconv
+from nicodec.models.layers import conv, deconv, gdn_analysis, gdn_synthesis
 from nicodec.models.priors import FactorizedDensity
 
 
@@ -21,9 +21,10 @@ class FactorizedModel(VariableRateModel):
 
     entropy = "factorized"
 
-    def __init__(self, M: int, levels: int, lambda_min: float, lambda_max: float) -> None:
-        super().__init__(M, levels, lambda_min, lambda_max)
-        self.y_prior = FactorizedDensity(M)
+    def __init__(self, latent_channels: int, levels: int, lambda_min: float, lambda_max: float,
+                 **arch: int) -> None:
+        super().__init__(latent_channels, levels, lambda_min, lambda_max, **arch)
+        self.y_prior = FactorizedDensity(latent_channels)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, noise: bool = True) -> dict[str, torch.Tensor]:
         y = self.analyse(x, t)
@@ -38,14 +39,9 @@ class FactorizedPrior(FactorizedModel):
 
     def __init__(self, N: int = 128, M: int = 192, levels: int = LEVELS,
                  lambda_min: float = LAMBDA_MIN, lambda_max: float = LAMBDA_MAX) -> None:
-        super().__init__(M, levels, lambda_min, lambda_max)
-        self.config = {"N": N, "M": M, "levels": levels,
-                       "lambda_min": lambda_min, "lambda_max": lambda_max}
-        self.g_a = nn.Sequential(conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N),
-                                 conv(N, M))
-        self.g_s = nn.Sequential(deconv(M, N), GDN(N, inverse=True), deconv(N, N),
-                                 GDN(N, inverse=True), deconv(N, N), GDN(N, inverse=True),
-                                 deconv(N, 3))
+        super().__init__(M, levels, lambda_min, lambda_max, N=N, M=M)
+        self.g_a = gdn_analysis(N, M)
+        self.g_s = gdn_synthesis(N, M)
 
 
 class SeedAutoencoder(FactorizedModel):
@@ -53,9 +49,7 @@ class SeedAutoencoder(FactorizedModel):
 
     def __init__(self, N: int = 64, M: int = 128, levels: int = LEVELS,
                  lambda_min: float = LAMBDA_MIN, lambda_max: float = LAMBDA_MAX) -> None:
-        super().__init__(M, levels, lambda_min, lambda_max)
-        self.config = {"N": N, "M": M, "levels": levels,
-                       "lambda_min": lambda_min, "lambda_max": lambda_max}
+        super().__init__(M, levels, lambda_min, lambda_max, N=N, M=M)
         down = []
         for cin, cout in ((3, N), (N, N), (N, N), (N, M)):
             down += [conv(cin, cout, 3, 1), nn.ReLU(inplace=True), nn.MaxPool2d(2)]

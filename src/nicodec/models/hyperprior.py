@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from nicodec.models.base import LAMBDA_MAX, LAMBDA_MIN, LEVELS, VariableRateModel, ste_round
-from nicodec.models.layers import GDN, conv, deconv
+from nicodec.models.layers import conv, deconv, gdn_analysis, gdn_synthesis
 from nicodec.models.priors import FactorizedDensity, gaussian_likelihood
 
 
@@ -20,14 +20,9 @@ class MeanScaleHyperprior(VariableRateModel):
 
     def __init__(self, N: int = 128, M: int = 192, levels: int = LEVELS,
                  lambda_min: float = LAMBDA_MIN, lambda_max: float = LAMBDA_MAX) -> None:
-        super().__init__(M, levels, lambda_min, lambda_max)
-        self.config = {"N": N, "M": M, "levels": levels,
-                       "lambda_min": lambda_min, "lambda_max": lambda_max}
-        self.g_a = nn.Sequential(conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N),
-                                 conv(N, M))
-        self.g_s = nn.Sequential(deconv(M, N), GDN(N, inverse=True), deconv(N, N),
-                                 GDN(N, inverse=True), deconv(N, N), GDN(N, inverse=True),
-                                 deconv(N, 3))
+        super().__init__(M, levels, lambda_min, lambda_max, N=N, M=M)
+        self.g_a = gdn_analysis(N, M)
+        self.g_s = gdn_synthesis(N, M)
         self.h_a = nn.Sequential(conv(M, N, 3, 1), nn.LeakyReLU(inplace=True), conv(N, N),
                                  nn.LeakyReLU(inplace=True), conv(N, N))
         self.h_s = nn.Sequential(deconv(N, M), nn.ReLU(inplace=True), deconv(M, M * 3 // 2),

@@ -38,3 +38,14 @@ class GDN(nn.Module):
         norm = F.conv2d(x * x, gamma[:, :, None, None], beta)
         norm = torch.sqrt(norm)
         return x * norm if self.inverse else x / norm
+
+
+def gdn_analysis(N: int, M: int) -> nn.Sequential:
+    """Ballé et al. analysis transform: four 5x5 stride-2 convs with GDN, /16."""
+    return nn.Sequential(conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M))
+
+
+def gdn_synthesis(N: int, M: int) -> nn.Sequential:
+    """Mirror of `gdn_analysis` with inverse GDN, x16."""
+    return nn.Sequential(deconv(M, N), GDN(N, inverse=True), deconv(N, N), GDN(N, inverse=True),
+                         deconv(N, N), GDN(N, inverse=True), deconv(N, 3))
