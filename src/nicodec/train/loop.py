@@ -242,6 +242,9 @@ class Trainer:
             bar.close()
         if logger:
             logger.close()
+        if self.world > 1:  # tear gloo down in step, or a rank may abort at interpreter exit
+            dist.barrier()
+            dist.destroy_process_group()
 
 
 class MetricLogger:
