@@ -1,0 +1,1 @@
+"""Integrations with other libraries (`import nicodec.plugins.pillow`)."""

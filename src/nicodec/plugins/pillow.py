@@ -1,0 +1,45 @@
+"""Pillow plugin: `Image.open("x.nic")` and `image.save("x.nic", quality=75)`.
+
+Importing this module registers the format. Decoding happens on `load()` (Pillow's lazy
+convention), so `Image.open` only parses and verifies the header.
+"""
+
+from __future__ import annotations
+
+from typing import IO
+
+from PIL import Image, ImageFile
+
+from nicodec.bitstream.container import MAGIC, unpack
+from nicodec.codec.api import DEFAULT_QUALITY, compress, decompress
+
+FORMAT = "NIC"
+
+
+class NicImageFile(ImageFile.ImageFile):
+    format = FORMAT
+    format_description = "nicodec learned image"
+
+    def _open(self) -> None:
+        self._data = self.fp.read()
+        header, _ = unpack(self._data)  # raises a one-line FormatError on any damage
+        self._size = (header.width, header.height)
+        self._mode = header.mode
+        self.info["quality"] = header.quality
+        self.info["model_id"] = header.model_id
+        self.tile = []
+
+    def load(self):
+        if self._im is None:
+            self.im = decompress(self._data).im
+        return Image.Image.load(self)
+
+
+def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
+    fp.write(compress(im, int(im.encoderinfo.get("quality", DEFAULT_QUALITY))))
+
+
+Image.register_open(FORMAT, NicImageFile, lambda prefix: prefix[: len(MAGIC)] == MAGIC)
+Image.register_save(FORMAT, _save)
+Image.register_extension(FORMAT, ".nic")
+Image.register_mime(FORMAT, "image/x-nicodec")

@@ -1,0 +1,38 @@
+"""The Pillow plugin opens and saves .nic like any other format."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import nicodec.plugins.pillow  # noqa: F401  (registers the format)
+from nicodec.bitstream.container import FormatError
+from nicodec.eval.metrics import psnr_rgb
+
+
+def test_save_and_open(crop, tmp_path):
+    path = tmp_path / "x.nic"
+    crop.save(path, quality=80)
+    with Image.open(path) as im:
+        assert im.format == "NIC" and im.size == crop.size and im.info["quality"] == 80
+        pixels = np.asarray(im.convert("RGB"))
+    assert psnr_rgb(np.asarray(crop), pixels) > 20
+
+
+def test_grayscale_and_buffers(crop):
+    buf = io.BytesIO()
+    crop.convert("L").save(buf, format="NIC", quality=40)
+    buf.seek(0)
+    with Image.open(buf) as im:
+        assert im.mode == "L"
+        im.load()
+
+
+def test_damaged_file_is_rejected(crop):
+    buf = io.BytesIO()
+    crop.save(buf, format="NIC")
+    with pytest.raises(FormatError):
+        Image.open(io.BytesIO(buf.getvalue()[:-10]))
