@@ -82,7 +82,10 @@ def test_export_roundtrips_into_codec(tiny_config, tmp_path, crop):
     model = load_model(str(out))
     data = compress(crop, quality=40, model=model)
     assert decompress(data, model=model).size == crop.size
-    Trainer(tiny_config(steps=1, init=str(out), out=str(tmp_path / "fine"))).run()
+    fine = Trainer(tiny_config(steps=6, init=str(out), out=str(tmp_path / "fine")))
+    assert fine.step == 4  # counters continue from the exported record
+    fine.run()
+    assert fine.step == 6
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

@@ -72,7 +72,7 @@ def codec_tensors(model: VariableRateModel) -> dict[str, torch.Tensor]:
 HALF_MIN_NUMEL = 4096  # big float tensors ship as float16: half the download, ~0 dB cost
 
 
-def to_bytes(model: VariableRateModel) -> bytes:
+def to_bytes(model: VariableRateModel, training: dict | None = None) -> bytes:
     """Serialize a trained model for inference (no optimizer state).
 
     Float weights of the integer-evaluated sub-networks are left out: decoding uses their
@@ -84,7 +84,8 @@ def to_bytes(model: VariableRateModel) -> bytes:
             v = v.detach().float()
             tensors[k] = (v.half() if v.numel() >= HALF_MIN_NUMEL else v).contiguous()
     tensors.update(codec_tensors(model))
-    meta = {"model": model.name, "config": json.dumps(model.config)}
+    meta = {"model": model.name, "config": json.dumps(model.config),
+            "training": json.dumps(training or {})}  # cumulative steps/CPU time, for --init
     return save(tensors, metadata=meta)
 
 
@@ -124,6 +125,14 @@ def state_dict_from(net: nn.Module, tensors: dict[str, torch.Tensor]) -> dict[st
         ints = IntegerSynthesis.dequantize(getattr(net, name), _integer_tensors(tensors, name))
         state.update({f"{name}.{k}": v for k, v in ints.items()})
     return state
+
+
+def training_record(path: Path) -> dict:
+    """Cumulative training counters stored in a model file (empty for files without them)."""
+    with path.open("rb") as f:
+        n = int(np.frombuffer(f.read(8), dtype="<u8")[0])
+        meta = json.loads(f.read(n)).get("__metadata__", {})
+    return json.loads(meta.get("training", "{}"))
 
 
 def _metadata(data: bytes) -> dict[str, str]:

@@ -73,7 +73,7 @@ def export(checkpoint: Path, out: Path | None = None, ship: bool = True,
            figures_dataset: Path | None = None, card: Path = CARD) -> Path:
     """Write inference weights; with `ship`, into the package, updating manifest and card."""
     model, info = load_checkpoint_model(checkpoint)
-    data = pretrained.to_bytes(model)
+    data = pretrained.to_bytes(model, {k: info[k] for k in ("step", "wall_s", "cpu_s")})
     name = model.name
     if out is None:
         out = pretrained.WEIGHTS_DIR / f"{name}.safetensors"

@@ -21,7 +21,7 @@ from pytorch_msssim import ms_ssim
 from safetensors.torch import load_file
 from torch import nn
 
-from nicodec.models.pretrained import state_dict_from
+from nicodec.models.pretrained import state_dict_from, training_record
 from nicodec.models.registry import build_model
 from nicodec.train.config import TrainConfig
 from nicodec.train.data import CropCache, sample_batch
@@ -64,13 +64,16 @@ class Trainer:
         model_config = {"lambda_min": cfg.lambda_min, "lambda_max": cfg.lambda_max,
                         **cfg.model_config}
         self.model = build_model(cfg.model, **model_config).to(self.device)
-        if cfg.init:
-            self.model.load_state_dict(state_dict_from(self.model, load_file(cfg.init)))
         self.optimizer = self._optimizer()
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.step = 0
         self.wall = 0.0  # seconds of training over all resumed segments
         self.cpu = 0.0  # this process's CPU seconds (all its threads) over all segments
+        if cfg.init:  # e.g. the shipped weights: counters continue from their record
+            self.model.load_state_dict(state_dict_from(self.model, load_file(cfg.init)))
+            record = training_record(Path(cfg.init))
+            self.step = int(record.get("step", 0))
+            self.wall, self.cpu = float(record.get("wall_s", 0)), float(record.get("cpu_s", 0))
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
         if resume:
