@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nicodec.cli import codec, train
+from nicodec.cli import codec, serve, train
 from nicodec.cli import eval as eval_cli
 
 
@@ -15,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     codec.add_parsers(sub)
     train.add_parsers(sub)
     eval_cli.add_parsers(sub)
+    serve.add_parsers(sub)
     return parser
 
 

@@ -1,0 +1,21 @@
+"""`nicodec serve`: the HTTP service and web page (needs the `service` extra)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run the HTTP service and web page")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.set_defaults(run=serve)
+
+
+def serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+    except ImportError:
+        raise ValueError("the service needs its extra: pip install 'nicodec[service]'") from None
+    uvicorn.run("nicodec.service.app:app", host=args.host, port=args.port)
+    return 0

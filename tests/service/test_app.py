@@ -1,0 +1,56 @@
+"""The HTTP service: round trip, info, the page, and clean 4xx errors."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from nicodec.service.app import app
+
+
+@pytest.fixture(scope="module")
+def client() -> TestClient:
+    return TestClient(app)
+
+
+@pytest.fixture(scope="module")
+def png(crop) -> bytes:
+    buf = io.BytesIO()
+    crop.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_compress_decompress_roundtrip(client, png, crop):
+    r = client.post("/compress?quality=60", content=png)
+    assert r.status_code == 200 and r.content.startswith(b"\x89NIC")
+    assert float(r.headers["x-nicodec-bpp"]) == pytest.approx(8 * len(r.content) / (192 * 128), abs=1e-3)
+    d = client.post("/decompress", content=r.content)
+    assert d.status_code == 200 and d.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(d.content)).size == crop.size
+    meta = client.post("/info", content=r.content).json()
+    assert meta["quality"] == 60 and meta["width"] == 192
+    jpeg = client.post("/decompress?format=jpeg", content=r.content)
+    assert np.asarray(Image.open(io.BytesIO(jpeg.content))).shape == (128, 192, 3)
+
+
+def test_page_is_served(client):
+    r = client.get("/")
+    assert r.status_code == 200 and "/compress" in r.text
+
+
+@pytest.mark.parametrize("path,body,status,message", [
+    ("/compress", b"not an image", 400, "cannot read image"),
+    ("/compress", b"", 400, "empty"),
+    ("/decompress", b"GIF89a....", 400, "bad magic"),
+    ("/info", b"\x89NIC\r\n", 400, "truncated"),
+    ("/compress?quality=0", b"x", 422, ""),
+])
+def test_bad_input_is_a_clean_4xx(client, path, body, status, message):
+    r = client.post(path, content=body)
+    assert r.status_code == status
+    if message:
+        assert message in r.json()["error"]
