@@ -49,24 +49,26 @@ def worker(mode: str, name: str, threads: int, images: list[Path], work: Path, m
     warm = np.zeros((64, 64, 3), np.uint8)
     codec.decode(codec.encode(warm, QUALITY, threads), threads)
     base = _peak_rss_mb()
-    seconds = pixels = size = 0
+    pixels = size = 0
+    per_image = []
     for path in images:
         rgb = np.load(path)
         encoded = work / f"{path.stem}.{name}.bin"
         if mode == "encode":
             start = time.perf_counter()
             data = codec.encode(rgb, QUALITY, threads)
-            seconds += time.perf_counter() - start
+            per_image.append(time.perf_counter() - start)
             encoded.write_bytes(data)
         else:
             data = encoded.read_bytes()
             start = time.perf_counter()
             decoded = codec.decode(data, threads)
-            seconds += time.perf_counter() - start
+            per_image.append(time.perf_counter() - start)
             assert decoded.shape == rgb.shape
         pixels += rgb.shape[0] * rgb.shape[1]
         size += len(data)
-    return {"seconds": seconds, "pixels": pixels, "bytes": size, "images": len(images),
+    return {"seconds": sum(per_image), "median_seconds": float(np.median(per_image)), "pixels": pixels,
+            "bytes": size, "images": len(images),
             "base_rss_mb": base, "peak_rss_mb": _peak_rss_mb(), "library": codec.library}
 
 
@@ -106,14 +108,15 @@ def _prepare(kodak: Path, limit: int, big: bool, work: Path) -> dict[str, list[P
 
 
 def _table(rows: list[dict]) -> str:
-    head = ("| set | codec | threads | bpp | encode s/img | encode MP/s | decode s/img | decode MP/s "
+    head = ("| set | codec | threads | bpp | encode s/img (median) | encode MP/s | decode s/img (median) "
+            "| decode MP/s "
             "| encode peak RSS MB (before) | decode peak RSS MB (before) |")
     lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         e, d = r["encode"], r["decode"]
         lines.append(f"| {r['set']} | {r['codec']} | {r['threads']} | {8 * e['bytes'] / e['pixels']:.3f} | "
-                     f"{e['seconds'] / e['images']:.3f} | {e['pixels'] / e['seconds'] / 1e6:.2f} | "
-                     f"{d['seconds'] / d['images']:.3f} | {d['pixels'] / d['seconds'] / 1e6:.2f} | "
+                     f"{e['median_seconds']:.3f} | {e['pixels'] / e['seconds'] / 1e6:.2f} | "
+                     f"{d['median_seconds']:.3f} | {d['pixels'] / d['seconds'] / 1e6:.2f} | "
                      f"{e['peak_rss_mb']:.0f} ({e['base_rss_mb']:.0f}) | "
                      f"{d['peak_rss_mb']:.0f} ({d['base_rss_mb']:.0f}) |")
     return "\n".join(lines)
