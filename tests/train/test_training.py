@@ -48,10 +48,11 @@ def test_resume_reproduces_uninterrupted_run(tiny_config, tmp_path):
 
 def test_resume_with_a_new_learning_rate(tiny_config):
     Trainer(tiny_config(steps=2)).run()
-    resumed = Trainer(tiny_config(steps=3, lr=1e-5), resume=True)
+    resumed = Trainer(tiny_config(steps=4, lr=1e-5, warmup_steps=4), resume=True)
+    assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(1e-5 / 4)  # warm-up restarts
     resumed.run()
-    assert resumed.step == 3
-    assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(1e-5)
+    assert resumed.step == 4
+    assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(1e-5 * 3 / 4)
 
 
 def test_broken_image_is_skipped_with_message(tiny_config, capsys):

@@ -65,6 +65,7 @@ class Trainer:
                         **cfg.model_config}
         self.model = build_model(cfg.model, **model_config).to(self.device)
         self.optimizer = self._optimizer()
+        self.segment_start = 0  # step at which this process started training (see _lr_factor)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.step = 0
         self.wall = 0.0  # seconds of training over all resumed segments
@@ -78,6 +79,9 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
         if resume:
             self.load_checkpoint(self.out / CHECKPOINT)
+        self.segment_start = self.step
+        for group in self.optimizer.param_groups:  # the first step of a segment obeys its warm-up
+            group["lr"] = self.cfg.lr * self._lr_factor(self.step)
         net: nn.Module = self.model
         if self.world > 1:
             net = nn.parallel.DistributedDataParallel(net)
@@ -103,7 +107,10 @@ class Trainer:
         return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     def _lr_factor(self, step: int) -> float:
-        warm = min(1.0, (step + 1) / self.cfg.warmup_steps) if self.cfg.warmup_steps else 1.0
+        """Warm-up restarts with every segment (fresh or resumed), so a resumed run can safely
+        move to a higher learning rate; the cosine decay follows the absolute step."""
+        since = step - self.segment_start
+        warm = min(1.0, (since + 1) / self.cfg.warmup_steps) if self.cfg.warmup_steps else 1.0
         if self.cfg.lr_schedule == "cosine":
             return warm * 0.5 * (1 + math.cos(math.pi * min(step, self.cfg.steps) / self.cfg.steps))
         return warm
@@ -135,7 +142,6 @@ class Trainer:
         self.scheduler.base_lrs = [self.cfg.lr for _ in self.optimizer.param_groups]
         for group in self.optimizer.param_groups:
             group["initial_lr"] = self.cfg.lr
-            group["lr"] = self.cfg.lr * self._lr_factor(self.step)
         if self.rank == 0:
             torch.set_rng_state(ck["torch_rng"])
             self.rng.bit_generator.state = json.loads(ck["numpy_rng"])
