@@ -10,7 +10,8 @@ ever decides a table.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -140,12 +141,25 @@ def decode_latents(model: InferenceModel, sections: dict[Kind, bytes], height: i
     return y_hat_fixed / ONE
 
 
+@contextmanager
+def _single_thread() -> Iterator[None]:
+    """Float convolutions may sum in a thread-count-dependent order; one thread, always, makes
+    the decoded pixels identical whatever the caller's thread setting."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 @torch.no_grad()
 def decode(model: InferenceModel, sections: dict[Kind, bytes], height: int, width: int,
            quality: int) -> torch.Tensor:
     """Reconstruction [1, 3, height, width] in [0, 1]."""
     y_hat = decode_latents(model, sections, height, width)
-    return model.net.synthesize(y_hat.float(), quality_level(model, quality)).clamp(0, 1)
+    with _single_thread():
+        return model.net.synthesize(y_hat.float(), quality_level(model, quality)).clamp(0, 1)
 
 
 @torch.no_grad()
