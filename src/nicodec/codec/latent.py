@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from nicodec.bitstream.container import FormatError, Kind, Section
+from nicodec.codec.tiling import apply_tiled
 from nicodec.entropy import coder
 from nicodec.models.checkerboard import anchor_mask
 from nicodec.models.integer import ACT_BITS
@@ -33,6 +34,13 @@ def quality_level(model: InferenceModel, quality: int) -> torch.Tensor:
     if not 1 <= quality <= 100:
         raise ValueError(f"quality must be in 1..100, not {quality}")
     return torch.tensor([(quality - 1) / 99 * (model.net.levels - 1)], dtype=torch.float32)
+
+
+def _analyse(model: InferenceModel, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The gained latent of a padded image, tile by tile."""
+    stride = model.net.latent_stride
+    return apply_tiled(lambda part: model.net.analyse(part, t), x,
+                       (x.shape[2] // stride, x.shape[3] // stride), stride, 1)
 
 
 def _index(model: InferenceModel, scale_fixed: torch.Tensor) -> torch.Tensor:
@@ -87,7 +95,7 @@ def _section(sections: dict[Kind, bytes], kind: Kind) -> bytes:
 def encode(model: InferenceModel, x: torch.Tensor, quality: int) -> list[Section]:
     """x: [1, 3, H, W] in [0, 1], H and W multiples of the model's downsampling."""
     t = quality_level(model, quality)
-    y = model.net.analyse(x, t)
+    y = _analyse(model, x, t)
     if model.net.entropy == "factorized":
         y_hat = torch.round(y)
         words, esc = coder.encode(y_hat.long().numpy().reshape(-1), _channel_index(y_hat.shape),
@@ -157,9 +165,12 @@ def _single_thread() -> Iterator[None]:
 def decode(model: InferenceModel, sections: dict[Kind, bytes], height: int, width: int,
            quality: int) -> torch.Tensor:
     """Reconstruction [1, 3, height, width] in [0, 1]."""
-    y_hat = decode_latents(model, sections, height, width)
+    y_hat = decode_latents(model, sections, height, width).float()
+    t = quality_level(model, quality)
     with _single_thread():
-        return model.net.synthesize(y_hat.float(), quality_level(model, quality)).clamp(0, 1)
+        x_hat = apply_tiled(lambda part: model.net.synthesize(part, t), y_hat, tuple(y_hat.shape[2:]),
+                            1, model.net.latent_stride)
+    return x_hat.clamp(0, 1)
 
 
 @torch.no_grad()
@@ -171,7 +182,7 @@ def estimate_bits(model: InferenceModel, x: torch.Tensor, quality: int) -> float
     measures what table snapping, count quantization and ANS overhead cost.
     """
     t = quality_level(model, quality)
-    y = model.net.analyse(x, t)
+    y = _analyse(model, x, t)
     if model.net.entropy == "factorized":
         return float(-torch.log2(model.net.y_prior.likelihood(torch.round(y)).double()).sum())
     z_hat = torch.round(model.net.h_a(y))

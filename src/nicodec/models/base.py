@@ -28,7 +28,8 @@ class VariableRateModel(nn.Module):
 
     name = ""
     entropy = ""
-    downsampling = 16
+    downsampling = 16  # the image is padded to a multiple of this
+    latent_stride = 16  # pixels per latent position along each axis
     integer_nets: tuple[str, ...] = ()  # sub-networks evaluated exactly at decode time
 
     def __init__(self, latent_channels: int, levels: int = LEVELS, lambda_min: float = LAMBDA_MIN,
