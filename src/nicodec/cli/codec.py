@@ -7,35 +7,53 @@ import io
 import json
 import sys
 import time
+from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 
 from nicodec.cli.io import read_input, write_output
+from nicodec.storage import folder
+from nicodec.storage.folder import IMAGE_SUFFIXES, Job
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("encode", help="compress an image to .nic")
-    p.add_argument("input", help="image file (PNG, JPEG, WebP, TIFF, BMP, PPM) or - for stdin")
-    p.add_argument("-o", "--output", help="output .nic file or - for stdout "
+    p.add_argument("input", help="image file (PNG, JPEG, WebP, TIFF, BMP, PPM), - for stdin, "
+                   "or a folder (encoded recursively into the -o folder)")
+    p.add_argument("-o", "--output", help="output .nic file, - for stdout, or folder "
                    "(default: input name with .nic)")
     p.add_argument("-q", "--quality", type=_quality, default=75, metavar="1..100",
                    help="quality, like JPEG's -q (default 75)")
     p.add_argument("--model", help="shipped model name or model file (default: the manifest's)")
     p.add_argument("--json", action="store_true", help="print machine-readable stats")
+    _folder_options(p)
     p.set_defaults(run=encode)
 
     p = sub.add_parser("decode", help="decompress a .nic file")
-    p.add_argument("input", help=".nic file or - for stdin")
-    p.add_argument("-o", "--output", help="output image; format from the extension "
-                   "(PNG for - or no extension; default: input name with .png)")
+    p.add_argument("input", help=".nic file, - for stdin, or a folder of .nic files")
+    p.add_argument("-o", "--output", help="output image, format from the extension (PNG for - or "
+                   "no extension; default: input name with .png), or folder")
     p.add_argument("--model", help="model file, for .nic files written by a non-shipped model")
     p.add_argument("--reference", help="original image: also print PSNR and MS-SSIM against it")
     p.add_argument("--json", action="store_true", help="print machine-readable stats")
+    p.add_argument("--format", default="png", choices=("png", "tiff", "bmp", "ppm", "webp"),
+                   help="image format written in folder mode (default png)")
+    _folder_options(p)
     p.set_defaults(run=decode)
 
     p = sub.add_parser("info", help="print a .nic file's header and sections")
     p.add_argument("input", help=".nic file or - for stdin")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=info)
+
+
+def _folder_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                   help="folder mode: worker processes (one thread each; default 1)")
+    p.add_argument("--shard", default="0/1", metavar="k/N",
+                   help="folder mode: only the k-th of N shards (split a folder across machines)")
+    p.add_argument("--force", action="store_true",
+                   help="folder mode: redo files whose output is already newer than the input")
 
 
 def _quality(text: str) -> int:
@@ -63,51 +81,106 @@ def _report(stats: dict, as_json: bool, to_stdout_ok: bool) -> None:
                         for k, v in stats.items()), file=stream)
 
 
-def encode(args: argparse.Namespace) -> int:
+def encode_file(source: str, output: str, quality: int, model: str | None) -> dict:
+    """Compress one image file (or stdin) to one .nic file (or stdout); its stats."""
     from nicodec.codec.api import compress
     from nicodec.codec.image import open_image
 
-    out = args.output or _default_output(args.input, ".nic")
-    raw = read_input(args.input)
+    raw = read_input(source)
     img = open_image(raw)
     start = time.perf_counter()
-    data = compress(img, args.quality, model=args.model)
+    data = compress(img, quality, model=model)
     elapsed = time.perf_counter() - start
-    write_output(out, lambda f: f.write(data))
+    write_output(output, lambda f: f.write(data))
     w, h = img.size
     channels = len(img.getbands())
-    stats = {"input": args.input, "output": out, "width": w, "height": h, "quality": args.quality,
-             "input_bytes": len(raw), "raw_bytes": w * h * channels, "nic_bytes": len(data),
-             "bpp": 8 * len(data) / (w * h), "ratio": w * h * channels / len(data),
-             "encode_s": elapsed}
-    _report(stats, args.json, out != "-")
+    return {"input": source, "output": output, "width": w, "height": h, "quality": quality,
+            "input_bytes": len(raw), "raw_bytes": w * h * channels, "nic_bytes": len(data),
+            "bpp": 8 * len(data) / (w * h), "ratio": w * h * channels / len(data),
+            "encode_s": elapsed}
+
+
+def encode(args: argparse.Namespace) -> int:
+    if Path(args.input).is_dir():
+        work = partial(_encode_job, quality=args.quality, model=args.model)
+        return _folder(args, IMAGE_SUFFIXES, ".nic", work)
+    out = args.output or _default_output(args.input, ".nic")
+    _report(encode_file(args.input, out, args.quality, args.model), args.json, out != "-")
     return 0
 
 
-def decode(args: argparse.Namespace) -> int:
+def decode_file(source: str, output: str, model: str | None, reference: str | None = None) -> dict:
+    """Decompress one .nic file (or stdin) to one image file (or stdout); its stats."""
     from nicodec.codec.api import decompress
 
-    out = args.output or _default_output(args.input, ".png")
-    data = read_input(args.input)
+    data = read_input(source)
     start = time.perf_counter()
-    img = decompress(data, model=args.model)
+    img = decompress(data, model=model)
     elapsed = time.perf_counter() - start
-    fmt = None if out != "-" and Path(out).suffix else "PNG"
+    fmt = "PNG" if output == "-" or not Path(output).suffix else _format_of(output)
 
     def save(f: io.BufferedIOBase) -> None:
         try:
-            img.save(f, format=fmt) if fmt else img.save(f, format=_format_of(out))
+            img.save(f, format=fmt)
         except (KeyError, ValueError, OSError) as err:
-            raise ValueError(f"cannot write {out}: {err}") from None
+            raise ValueError(f"cannot write {output}: {err}") from None
 
-    write_output(out, save)
+    write_output(output, save)
     w, h = img.size
-    stats = {"input": args.input, "output": out, "width": w, "height": h, "mode": img.mode,
+    stats = {"input": source, "output": output, "width": w, "height": h, "mode": img.mode,
              "nic_bytes": len(data), "bpp": 8 * len(data) / (w * h), "decode_s": elapsed}
-    if args.reference:
-        stats.update(_quality_vs(args.reference, img, len(data)))
-    _report(stats, args.json, out != "-")
+    if reference:
+        stats.update(_quality_vs(reference, img, len(data)))
+    return stats
+
+
+def decode(args: argparse.Namespace) -> int:
+    if Path(args.input).is_dir():
+        if args.reference:
+            raise ValueError("--reference takes one image, not a folder")
+        work = partial(_decode_job, model=args.model)
+        return _folder(args, {".nic"}, "." + args.format, work)
+    out = args.output or _default_output(args.input, ".png")
+    _report(decode_file(args.input, out, args.model, args.reference), args.json, out != "-")
     return 0
+
+
+def _encode_job(job: Job, quality: int, model: str | None) -> dict:
+    return encode_file(str(job.source), str(job.target), quality, model)
+
+
+def _decode_job(job: Job, model: str | None) -> dict:
+    return decode_file(str(job.source), str(job.target), model)
+
+
+def _folder(args: argparse.Namespace, suffixes: Iterable[str], new_suffix: str,
+            work: Callable[[Job], dict]) -> int:
+    """Folder mode of encode/decode: mirror the tree, then one summary line (or JSON)."""
+    from tqdm import tqdm
+
+    if not args.output or args.output == "-":
+        raise ValueError("-o OUTPUT_FOLDER is required when the input is a folder")
+    jobs, skipped = folder.plan(Path(args.input), Path(args.output), suffixes, new_suffix,
+                                folder.parse_shard(args.shard), args.force)
+    with tqdm(total=len(jobs), unit="file", disable=args.json or not jobs, leave=False) as bar:
+        summary = folder.run(jobs, work, args.jobs, bar.update)
+    summary.skipped = skipped
+    for source, error in sorted(summary.failed.items()):
+        print(f"nicodec: error: {source}: {error}", file=sys.stderr)
+    totals = {"files": len(summary.done), "up_to_date": skipped, "failed": len(summary.failed)}
+    for key in ("input_bytes", "raw_bytes", "nic_bytes"):
+        if summary.done and key in summary.done[0]:
+            totals[key] = sum(s[key] for s in summary.done)
+    pixels = sum(s["width"] * s["height"] for s in summary.done)
+    if pixels:
+        totals["bpp"] = 8 * totals["nic_bytes"] / pixels
+        if "raw_bytes" in totals:
+            totals["ratio"] = totals["raw_bytes"] / totals["nic_bytes"]
+    if args.json:
+        print(json.dumps({"files": summary.done, "totals": totals}))
+    else:
+        _report(totals, False, True)
+    return 1 if summary.failed else 0
 
 
 def _format_of(path: str) -> str:

@@ -1,0 +1,1 @@
+"""Storage: whole folders, sharded across machines."""

@@ -1,0 +1,71 @@
+"""Folder mode: a tree in, the same tree out; shards split it; reruns resume; bad files are named."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nicodec.storage import folder
+from tests.cli.test_cli import run
+from tests.conftest import kodak_crop
+
+PHOTOS = ("a.png", "trip/b.JPG", "trip/day2/c.png", "trip/day2/d.webp")
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    """Four small Kodak crops in two folders, a broken PNG and a text file."""
+    root = tmp_path_factory.mktemp("photos")
+    (root / "trip" / "day2").mkdir(parents=True)
+    for i, name in enumerate(PHOTOS):
+        kodak_crop(i + 3, (0, 0, 96, 80)).save(root / name, quality=95)
+    (root / "trip" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (root / "notes.txt").write_text("not an image")
+    return root
+
+
+def test_shards_partition_the_files(photos):
+    files = {job.source for job in folder.plan(photos, Path("out"), folder.IMAGE_SUFFIXES, ".nic")[0]}
+    assert len(files) == 5  # the text file is not an image
+    shards = [{job.source for job in folder.plan(photos, Path("out"), folder.IMAGE_SUFFIXES, ".nic",
+                                                 shard=(k, 3))[0]} for k in range(3)]
+    assert set().union(*shards) == files and sum(map(len, shards)) == len(files)
+
+
+@pytest.mark.parametrize("text", ["3/3", "1", "a/b", "-1/2"])
+def test_bad_shard_is_refused(text):
+    with pytest.raises(ValueError, match="shard"):
+        folder.parse_shard(text)
+
+
+def test_folder_round_trip_resumes_and_reports_bad_files(photos, tmp_path):
+    archive, restored = tmp_path / "archive", tmp_path / "restored"
+    enc = run("encode", str(photos), "-o", str(archive), "-q", "50", "--jobs", "2", "--json")
+    assert enc.returncode == 1  # the broken file
+    assert b"broken.png" in enc.stderr and len(enc.stderr.strip().splitlines()) == 1
+    totals = json.loads(enc.stdout)["totals"]
+    assert totals["files"] == 4 and totals["failed"] == 1
+    nics = sorted(p.relative_to(archive).as_posix() for p in archive.rglob("*.nic"))
+    assert nics == [str(Path(name).with_suffix(".nic")) for name in PHOTOS]
+    assert totals["nic_bytes"] == sum(p.stat().st_size for p in archive.rglob("*.nic"))
+    assert not list(archive.rglob("*.part"))
+
+    again = run("encode", str(photos), "-o", str(archive), "-q", "50", "--json")
+    assert json.loads(again.stdout)["totals"]["up_to_date"] == 4
+
+    dec = run("decode", str(archive), "-o", str(restored))
+    assert dec.returncode == 0, dec.stderr
+    for name in PHOTOS:
+        with Image.open(restored / Path(name).with_suffix(".png")) as a, Image.open(photos / name) as b:
+            assert a.size == b.size
+            diff = np.asarray(a, dtype=float) - np.asarray(b.convert("RGB"), dtype=float)
+            assert 10 * np.log10(255**2 / np.mean(diff**2)) > 22
+
+
+def test_folder_needs_an_output_folder(photos):
+    res = run("encode", str(photos))
+    assert res.returncode == 1 and b"-o OUTPUT_FOLDER" in res.stderr
