@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nicodec.cli import codec, serve, train
+from nicodec.cli import codec, deploy, serve, train
 from nicodec.cli import eval as eval_cli
 
 
@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_parsers(sub)
     eval_cli.add_parsers(sub)
     serve.add_parsers(sub)
+    deploy.add_parsers(sub)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""Deployment formats beyond the Python package."""
