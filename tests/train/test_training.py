@@ -17,7 +17,7 @@ from nicodec import compress, decompress
 from nicodec.models.pretrained import load_model
 from nicodec.models.registry import MODELS
 from nicodec.train.config import TrainConfig, parse_duration
-from nicodec.train.export import export
+from nicodec.train.export import export, load_checkpoint_model
 from nicodec.train.loop import Trainer
 
 
@@ -33,17 +33,34 @@ def test_loss_decreases(tiny_config):
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:3]), losses
 
 
-def test_resume_reproduces_uninterrupted_run(tiny_config, tmp_path):
-    straight = tiny_config(steps=6, out=str(tmp_path / "a"))
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_resume_reproduces_uninterrupted_run(tiny_config, tmp_path, ema):
+    straight = tiny_config(steps=6, out=str(tmp_path / "a"), ema=ema)
     Trainer(straight).run()
-    first = tiny_config(steps=3, out=str(tmp_path / "b"))
+    first = tiny_config(steps=3, out=str(tmp_path / "b"), ema=ema)
     Trainer(first).run()
-    resumed = Trainer(tiny_config(steps=6, out=str(tmp_path / "b")), resume=True)
+    resumed = Trainer(tiny_config(steps=6, out=str(tmp_path / "b"), ema=ema), resume=True)
     assert resumed.step == 3
     resumed.run()
-    a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)["model"]
-    b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["model"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    a, b = (torch.load(tmp_path / run / "checkpoint.pt", weights_only=True) for run in "ab")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert a["ema"].keys() == b["ema"].keys() and bool(a["ema"]) == bool(ema)
+    assert all(torch.equal(a["ema"][k], b["ema"][k]) for k in a["ema"])
+
+
+def test_moving_average_is_validated_and_exported(tiny_config):
+    cfg = tiny_config(steps=4, ema=0.5, validate_steps=4)
+    trainer = Trainer(cfg)
+    start = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.run()
+    name = "g_a.0.weight"
+    live, ema = trainer.model.state_dict()[name], trainer.ema[name]
+    assert not torch.equal(ema, live) and not torch.equal(ema, start[name])
+    assert (ema - start[name]).abs().max() < (live - start[name]).abs().max()  # it lags behind
+    with (Path(cfg.out) / "val_ema.csv").open() as f:
+        assert [float(r["t"]) for r in csv.DictReader(f)] == [0.0, 3.5, 7.0]
+    exported, info = load_checkpoint_model(Path(cfg.out) / "checkpoint.pt")
+    assert torch.equal(exported.state_dict()[name], ema) and info["weights"] == "moving average"
 
 
 def test_resume_with_a_new_learning_rate(tiny_config):

@@ -59,6 +59,7 @@ class TrainConfig:
     validate_steps: int = 1000  # validation every this many steps (0: never)
     log_steps: int = 20
     grad_clip: float = 1.0
+    ema: float = 0.0  # decay of a moving average of the weights, validated and exported (0: off)
     progress: bool = True
 
     @classmethod

@@ -22,8 +22,11 @@ def load_checkpoint_model(path: Path) -> tuple[torch.nn.Module, dict]:
     model = build_model(cfg["model"], lambda_min=cfg["lambda_min"], lambda_max=cfg["lambda_max"],
                         **cfg["model_config"])
     model.load_state_dict(ck["model"])
+    ema = ck.get("ema") or {}
+    if ema:  # ship the moving average: the raw weights carry the learning rate's noise
+        model.load_state_dict(ema, strict=False)
     return model.eval(), {"step": ck["step"], "wall_s": ck["wall"], "cpu_s": ck["cpu"],
-                          "config": cfg}
+                          "config": cfg, "weights": "moving average" if ema else "raw"}
 
 
 def data_manifest(folder: Path, val_every: int) -> dict:
@@ -88,12 +91,13 @@ def export(checkpoint: Path, out: Path | None = None, ship: bool = True,
         entry = {
             "model": name, "file": out.name, "sha256": hashlib.sha256(data).hexdigest(),
             "exported": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "steps": info["step"], "wall_hours": round(info["wall_s"] / 3600, 2),
+            "steps": info["step"], "weights": info["weights"], "wall_hours": round(info["wall_s"] / 3600, 2),
             "cpu_hours": round(info["cpu_s"] / 3600, 2),
             "data": data_manifest(Path(cfg["data"]), cfg["val_every_nth_file"]),
             "recipe": {k: cfg[k] for k in ("model_config", "crop", "batch", "optimizer", "lr",
                                            "lr_schedule", "loss", "lambda_min", "lambda_max",
-                                           "precision", "compile")},
+                                           "precision", "compile", "ema")
+                       if k in cfg},
             "figures_dataset": str(figures_dataset or ""),
             "kodak": codec_figures(figures_dataset) if figures_dataset else {},
         }
@@ -107,7 +111,8 @@ def write_card(card: Path, entry: dict) -> None:
     lines = [start, f"## `{entry['model']}` (default)", "",
              f"- weights: `src/nicodec/weights/{entry['file']}`, sha256 `{entry['sha256']}`",
              f"- exported {entry['exported']} after **{entry['steps']} steps**, "
-             f"{entry['wall_hours']} wall-hours, **{entry['cpu_hours']} CPU-hours**",
+             f"{entry['wall_hours']} wall-hours, **{entry['cpu_hours']} CPU-hours**; "
+             f"{entry['weights']} weights",
              f"- data: `{entry['data']['folder']}`, {entry['data']['train_files']} training files "
              f"+ {entry['data']['validation_files']} held out for validation "
              f"(names+sizes sha256 `{entry['data']['names_sizes_sha256']}`); never Kodak",

@@ -12,6 +12,8 @@ import math
 import os
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +51,21 @@ def psnr(mse: float) -> float:
     return 10 * math.log10(1 / max(mse, 1e-12))
 
 
+@contextmanager
+def swapped_in(model: nn.Module, weights: dict[str, torch.Tensor]) -> Iterator[None]:
+    """Temporarily give `model` these parameter values (e.g. the moving average)."""
+    params = dict(model.named_parameters())
+    saved = {n: params[n].detach().clone() for n in weights}
+    with torch.no_grad():
+        for n, w in weights.items():
+            params[n].copy_(w)
+        try:
+            yield
+        finally:
+            for n, w in saved.items():
+                params[n].copy_(w)
+
+
 class Trainer:
     """Owns model, optimizer, schedule and RNG state, so a checkpoint can resume exactly."""
 
@@ -77,8 +94,15 @@ class Trainer:
             self.wall, self.cpu = float(record.get("wall_s", 0)), float(record.get("cpu_s", 0))
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
+        self.ema: dict[str, torch.Tensor] = {}
         if resume:
             self.load_checkpoint(self.out / CHECKPOINT)
+        # The moving average of the weights smooths out the step-to-step noise of a high learning
+        # rate; it starts from the current weights (also when a checkpoint predates it).
+        if not cfg.ema:
+            self.ema = {}
+        elif not self.ema:
+            self.ema = {n: p.detach().clone() for n, p in self.model.named_parameters()}
         self.segment_start = self.step
         for group in self.optimizer.param_groups:  # the first step of a segment obeys its warm-up
             group["lr"] = self.cfg.lr * self._lr_factor(self.step)
@@ -121,7 +145,7 @@ class Trainer:
                 "scheduler": self.scheduler.state_dict(), "step": self.step, "wall": self.wall,
                 "cpu": self.cpu, "torch_rng": torch.get_rng_state(),
                 "numpy_rng": json.dumps(self.rng.bit_generator.state),
-                "config": json.dumps(self.cfg.to_dict())}
+                "config": json.dumps(self.cfg.to_dict()), "ema": self.ema}
 
     def save_checkpoint(self) -> None:
         if self.rank != 0:
@@ -138,6 +162,7 @@ class Trainer:
         self.optimizer.load_state_dict(ck["optimizer"])
         self.scheduler.load_state_dict(ck["scheduler"])
         self.step, self.wall, self.cpu = ck["step"], ck["wall"], ck["cpu"]
+        self.ema = ck.get("ema") or {}
         # A resumed run follows the learning rate it is given now (e.g. a lower final stage).
         self.scheduler.base_lrs = [self.cfg.lr for _ in self.optimizer.param_groups]
         for group in self.optimizer.param_groups:
@@ -162,6 +187,11 @@ class Trainer:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
+        if self.ema:
+            with torch.no_grad():
+                params = dict(self.model.named_parameters())
+                torch._foreach_lerp_(list(self.ema.values()), [params[n] for n in self.ema],
+                                     1 - self.cfg.ema)
         self.step += 1
         return loss.item(), bpp.item(), mse.item()
 
@@ -243,6 +273,9 @@ class Trainer:
                 bar.update(1)
             if logger and cfg.validate_steps and self.step % cfg.validate_steps == 0:
                 logger.val(self.validate())
+                if self.ema:
+                    with swapped_in(self.model, self.ema):
+                        logger.val(self.validate(), "val_ema.csv")
             if now - last_ckpt >= cfg.checkpoint_minutes * 60:
                 self.save_checkpoint()
                 last_ckpt = time.time()
@@ -279,11 +312,12 @@ class MetricLogger:
         for k in ("loss", "bpp", "psnr", "lr"):
             self.tb.add_scalar(f"train/{k}", row[k], row["step"])
 
-    def val(self, rows: list[dict]) -> None:
+    def val(self, rows: list[dict], name: str = "val.csv") -> None:
+        tag = Path(name).stem
         for row in rows:
-            self._append("val.csv", row)
-            self.tb.add_scalar(f"val/bpp_t{row['t']:g}", row["bpp"], row["step"])
-            self.tb.add_scalar(f"val/psnr_t{row['t']:g}", row["psnr"], row["step"])
+            self._append(name, row)
+            self.tb.add_scalar(f"{tag}/bpp_t{row['t']:g}", row["bpp"], row["step"])
+            self.tb.add_scalar(f"{tag}/psnr_t{row['t']:g}", row["psnr"], row["step"])
         self.tb.flush()
 
     def close(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from itertools import product
 from pathlib import Path
 
 import matplotlib
@@ -20,7 +21,7 @@ def _rows(path: Path) -> list[dict[str, float]]:
 
 def plot_run(run: Path, out: Path) -> Path:
     """Training loss/bpp/PSNR against step, and validation bpp/PSNR per quality level."""
-    train, val = _rows(run / "train.csv"), _rows(run / "val.csv")
+    train, val, ema = _rows(run / "train.csv"), _rows(run / "val.csv"), _rows(run / "val_ema.csv")
     if not train and not val:
         raise ValueError(f"no train.csv or val.csv in {run}")
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
@@ -28,10 +29,12 @@ def plot_run(run: Path, out: Path) -> Path:
         steps = [r["step"] for r in train]
         axes[0].plot(steps, [r["loss"] for r in train])
         axes[0].set(title="training loss", xlabel="step", yscale="log")
-    for t in sorted({r["t"] for r in val}):
-        rows = [r for r in val if r["t"] == t]
-        axes[1].plot([r["step"] for r in rows], [r["psnr"] for r in rows], marker="o", label=f"t={t:g}")
-        axes[2].plot([r["step"] for r in rows], [r["bpp"] for r in rows], marker="o", label=f"t={t:g}")
+    for (source, style, suffix), t in product(((val, "-o", ""), (ema, "--x", ", moving average")),
+                                              sorted({r["t"] for r in val + ema})):
+        rows = [r for r in source if r["t"] == t]
+        if rows:
+            for ax, key in ((axes[1], "psnr"), (axes[2], "bpp")):
+                ax.plot([r["step"] for r in rows], [r[key] for r in rows], style, label=f"t={t:g}{suffix}")
     axes[1].set(title="validation PSNR (dB)", xlabel="step")
     axes[2].set(title="validation bpp (estimated)", xlabel="step")
     for ax in axes[1:]:
