@@ -61,6 +61,8 @@ def test_moving_average_is_validated_and_exported(tiny_config):
         assert [float(r["t"]) for r in csv.DictReader(f)] == [0.0, 3.5, 7.0]
     exported, info = load_checkpoint_model(Path(cfg.out) / "checkpoint.pt")
     assert torch.equal(exported.state_dict()[name], ema) and info["weights"] == "moving average"
+    raw, info = load_checkpoint_model(Path(cfg.out) / "checkpoint.pt", moving_average=False)
+    assert torch.equal(raw.state_dict()[name], live) and info["weights"] == "raw"
 
 
 def test_resume_with_a_new_learning_rate(tiny_config):

@@ -32,6 +32,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", help="write the weights here instead of shipping them")
     p.add_argument("--figures", metavar="DATASET",
                    help="also measure bpp/PSNR/MS-SSIM on this folder for the model card")
+    p.add_argument("--raw", action="store_true",
+                   help="export the raw weights even when the run kept a moving average "
+                   "(pick by the run's val.csv / val_ema.csv)")
     p.set_defaults(run=export)
 
     p = sub.add_parser("plot-training", help="plot a run's training and validation curves")
@@ -54,7 +57,8 @@ def export(args: argparse.Namespace) -> int:
 
     out = do_export(Path(args.checkpoint), Path(args.output) if args.output else None,
                     ship=args.output is None,
-                    figures_dataset=Path(args.figures) if args.figures else None)
+                    figures_dataset=Path(args.figures) if args.figures else None,
+                    moving_average=not args.raw)
     print(f"wrote {out}")
     return 0
 

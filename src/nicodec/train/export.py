@@ -16,13 +16,14 @@ from nicodec.train.data import is_validation, list_images
 CARD = Path("MODEL_CARD.md")
 
 
-def load_checkpoint_model(path: Path) -> tuple[torch.nn.Module, dict]:
+def load_checkpoint_model(path: Path, moving_average: bool = True) -> tuple[torch.nn.Module, dict]:
+    """The checkpoint's model, with its moving-average weights when it has them and they are wanted."""
     ck = torch.load(path, map_location="cpu", weights_only=True)
     cfg = json.loads(ck["config"])
     model = build_model(cfg["model"], lambda_min=cfg["lambda_min"], lambda_max=cfg["lambda_max"],
                         **cfg["model_config"])
     model.load_state_dict(ck["model"])
-    ema = ck.get("ema") or {}
+    ema = (ck.get("ema") or {}) if moving_average else {}
     if ema:  # ship the moving average: the raw weights carry the learning rate's noise
         model.load_state_dict(ema, strict=False)
     return model.eval(), {"step": ck["step"], "wall_s": ck["wall"], "cpu_s": ck["cpu"],
@@ -73,9 +74,9 @@ def codec_figures(dataset: Path, qualities: tuple[int, ...] = FIGURE_QUALITIES) 
 
 
 def export(checkpoint: Path, out: Path | None = None, ship: bool = True,
-           figures_dataset: Path | None = None, card: Path = CARD) -> Path:
+           figures_dataset: Path | None = None, card: Path = CARD, moving_average: bool = True) -> Path:
     """Write inference weights; with `ship`, into the package, updating manifest and card."""
-    model, info = load_checkpoint_model(checkpoint)
+    model, info = load_checkpoint_model(checkpoint, moving_average)
     data = pretrained.to_bytes(model, {k: info[k] for k in ("step", "wall_s", "cpu_s")})
     name = model.name
     if out is None:
