@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,3 +42,13 @@ def crop() -> Image.Image:
 @pytest.fixture(scope="session")
 def crop_array(crop: Image.Image) -> np.ndarray:
     return np.asarray(crop)
+
+
+def with_threads(n: int, fn, *args):
+    """fn(*args) with torch limited to n threads."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        return fn(*args)
+    finally:
+        torch.set_num_threads(old)
