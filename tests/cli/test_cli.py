@@ -50,6 +50,14 @@ def test_encode_decode_info_json(small_png, tmp_path):
     assert meta["quality"] == 60 and meta["model_id"].startswith("hyperprior-")
 
 
+def test_target_bpp_picks_a_quality_under_it(small_png, tmp_path):
+    res = run("encode", str(small_png), "-o", str(tmp_path / "a.nic"), "--bpp", "1.0", "--json")
+    assert res.returncode == 0, res.stderr
+    stats = json.loads(res.stdout)
+    assert stats["bpp"] <= 1.0 and 1 <= stats["quality"] <= 100
+    assert run("encode", str(small_png), "--bpp", "1", "--size", "900").returncode == 2
+
+
 def test_stdin_stdout_pipeline(small_png):
     enc = run("encode", "-", "-o", "-", stdin=small_png.read_bytes())
     assert enc.returncode == 0 and enc.stdout.startswith(b"\x89NIC")

@@ -17,8 +17,9 @@ from nicodec import compress, decompress
 from nicodec.models.pretrained import load_model
 from nicodec.models.registry import MODELS
 from nicodec.train.config import TrainConfig, parse_duration
-from nicodec.train.export import export, load_checkpoint_model
+from nicodec.train.export import codec_figures, export, load_checkpoint_model
 from nicodec.train.loop import Trainer
+from tests.conftest import kodak_crop
 
 
 def _losses(run: Path) -> list[float]:
@@ -106,6 +107,14 @@ def test_export_roundtrips_into_codec(tiny_config, tmp_path, crop):
     assert fine.step == 4  # counters continue from the exported record
     fine.run()
     assert fine.step == 6
+
+
+def test_model_card_figures_use_the_real_codec(tmp_path):
+    kodak_crop(1, (0, 0, 256, 192)).save(tmp_path / "one.png")  # MS-SSIM needs 161+ pixels a side
+    figures = codec_figures(tmp_path, qualities=(20, 80))
+    low, high = figures["20"], figures["80"]
+    assert 0 < low["bpp"] < high["bpp"] and 20 < low["psnr"] < high["psnr"]
+    assert 0.95 < high["real_over_estimated"] < 1.05 and 0 < low["ms_ssim"] < high["ms_ssim"] < 1
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

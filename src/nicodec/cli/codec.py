@@ -24,6 +24,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    "(default: input name with .nic)")
     p.add_argument("-q", "--quality", type=_quality, default=75, metavar="1..100",
                    help="quality, like JPEG's -q (default 75)")
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--size", type=_positive(int), metavar="BYTES",
+                        help="instead of -q: the highest quality whose file fits in BYTES")
+    target.add_argument("--bpp", type=_positive(float), metavar="BITS",
+                        help="instead of -q: the highest quality at most BITS bits per pixel")
     p.add_argument("--model", help="shipped model name or model file (default: the manifest's)")
     p.add_argument("--json", action="store_true", help="print machine-readable stats")
     _folder_options(p)
@@ -56,6 +61,18 @@ def _folder_options(p: argparse.ArgumentParser) -> None:
                    help="folder mode: redo files whose output is already newer than the input")
 
 
+def _positive(kind: type) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = 0
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be a positive {kind.__name__}, not '{text}'")
+        return value
+    return parse
+
+
 def _quality(text: str) -> int:
     try:
         q = int(text)
@@ -81,20 +98,24 @@ def _report(stats: dict, as_json: bool, to_stdout_ok: bool) -> None:
                         for k, v in stats.items()), file=stream)
 
 
-def encode_file(source: str, output: str, quality: int, model: str | None) -> dict:
-    """Compress one image file (or stdin) to one .nic file (or stdout); its stats."""
-    from nicodec.codec.api import compress
+def encode_file(source: str, output: str, quality: int, model: str | None, size: int | None = None,
+                bpp: float | None = None) -> dict:
+    """Compress one image file (or stdin) to one .nic file (or stdout); its stats. A target
+    `size` (bytes) or `bpp` replaces the quality."""
+    from nicodec.codec.api import compress, info
     from nicodec.codec.image import open_image
 
     raw = read_input(source)
     img = open_image(raw)
+    w, h = img.size
+    if bpp is not None:
+        size = int(bpp * w * h / 8)
     start = time.perf_counter()
-    data = compress(img, quality, model=model)
+    data = compress(img, quality, model=model, max_bytes=size)
     elapsed = time.perf_counter() - start
     write_output(output, lambda f: f.write(data))
-    w, h = img.size
     channels = len(img.getbands())
-    return {"input": source, "output": output, "width": w, "height": h, "quality": quality,
+    return {"input": source, "output": output, "width": w, "height": h, "quality": info(data)["quality"],
             "input_bytes": len(raw), "raw_bytes": w * h * channels, "nic_bytes": len(data),
             "bpp": 8 * len(data) / (w * h), "ratio": w * h * channels / len(data),
             "encode_s": elapsed}
@@ -102,10 +123,11 @@ def encode_file(source: str, output: str, quality: int, model: str | None) -> di
 
 def encode(args: argparse.Namespace) -> int:
     if Path(args.input).is_dir():
-        work = partial(_encode_job, quality=args.quality, model=args.model)
+        work = partial(_encode_job, quality=args.quality, model=args.model, size=args.size, bpp=args.bpp)
         return _folder(args, IMAGE_SUFFIXES, ".nic", work)
     out = args.output or _default_output(args.input, ".nic")
-    _report(encode_file(args.input, out, args.quality, args.model), args.json, out != "-")
+    stats = encode_file(args.input, out, args.quality, args.model, args.size, args.bpp)
+    _report(stats, args.json, out != "-")
     return 0
 
 
@@ -145,8 +167,8 @@ def decode(args: argparse.Namespace) -> int:
     return 0
 
 
-def _encode_job(job: Job, quality: int, model: str | None) -> dict:
-    return encode_file(str(job.source), str(job.target), quality, model)
+def _encode_job(job: Job, quality: int, model: str | None, size: int | None, bpp: float | None) -> dict:
+    return encode_file(str(job.source), str(job.target), quality, model, size, bpp)
 
 
 def _decode_job(job: Job, model: str | None) -> dict:

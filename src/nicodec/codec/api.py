@@ -22,19 +22,37 @@ def _model(model: str | InferenceModel | None) -> InferenceModel:
 
 
 def compress(image: Image.Image | np.ndarray, quality: int = DEFAULT_QUALITY,
-             model: str | InferenceModel | None = None) -> bytes:
-    """Encode a PIL image or uint8/uint16 array into the bytes of a .nic file."""
+             model: str | InferenceModel | None = None, max_bytes: int | None = None) -> bytes:
+    """Encode a PIL image or uint8/uint16 array into the bytes of a .nic file.
+
+    With `max_bytes`, `quality` is ignored: the file is the highest quality that fits in that many
+    bytes (found by bisection; the analysis transform runs once).
+    """
     if not isinstance(quality, int | np.integer) or not 1 <= quality <= 100:
         raise ValueError(f"quality must be an integer in 1..100, not {quality!r}")
     m = _model(model)
     planes = imaging.to_planes(image)
     h, w = planes.rgb.shape[:2]
-    x = imaging.to_tensor(planes.rgb, m.net.downsampling)
-    sections = latent.encode(m, x, int(quality))
-    if planes.alpha is not None:
-        sections.append(Section(Kind.ALPHA, imaging.encode_alpha(planes.alpha)))
-    header = Header(m.model_id, int(quality), w, h, planes.mode, planes.bit_depth)
-    return container.pack(header, sections)
+    feats = latent.features(m, imaging.to_tensor(planes.rgb, m.net.downsampling))
+    alpha = [Section(Kind.ALPHA, imaging.encode_alpha(planes.alpha))] if planes.alpha is not None else []
+
+    def encode_at(q: int) -> bytes:
+        header = Header(m.model_id, q, w, h, planes.mode, planes.bit_depth)
+        return container.pack(header, latent.encode(m, feats, q) + alpha)
+
+    if max_bytes is None:
+        return encode_at(int(quality))
+    lo, hi, best = 1, 100, None  # file size grows with quality
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        data = encode_at(mid)
+        if len(data) <= max_bytes:
+            lo, best = mid + 1, data
+        else:
+            hi = mid - 1
+    if best is None:
+        raise ValueError(f"cannot fit in {max_bytes} bytes (quality 1 needs {len(data)})")
+    return best
 
 
 def decompress(data: bytes, model: str | InferenceModel | None = None) -> Image.Image:

@@ -36,10 +36,15 @@ def quality_level(model: InferenceModel, quality: int) -> torch.Tensor:
     return torch.tensor([(quality - 1) / 99 * (model.net.levels - 1)], dtype=torch.float32)
 
 
-def _analyse(model: InferenceModel, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """The gained latent of a padded image, tile by tile."""
+@torch.no_grad()
+def features(model: InferenceModel, x: torch.Tensor) -> torch.Tensor:
+    """The analysis transform of a padded image x [1, 3, H, W] in [0, 1], tile by tile.
+
+    It is the quality-independent part of the encoder (the quality only scales it by per-channel
+    gains), so a search over qualities runs it once.
+    """
     stride = model.net.latent_stride
-    return apply_tiled(lambda part: model.net.analyse(part, t), x,
+    return apply_tiled(lambda part: model.net.g_a(part).float(), x,
                        (x.shape[2] // stride, x.shape[3] // stride), stride, 1)
 
 
@@ -92,10 +97,9 @@ def _section(sections: dict[Kind, bytes], kind: Kind) -> bytes:
 
 
 @torch.no_grad()
-def encode(model: InferenceModel, x: torch.Tensor, quality: int) -> list[Section]:
-    """x: [1, 3, H, W] in [0, 1], H and W multiples of the model's downsampling."""
-    t = quality_level(model, quality)
-    y = _analyse(model, x, t)
+def encode(model: InferenceModel, feats: torch.Tensor, quality: int) -> list[Section]:
+    """The coded sections of an image, given its `features`."""
+    y = feats * model.net.gain(quality_level(model, quality))
     if model.net.entropy == "factorized":
         y_hat = torch.round(y)
         words, esc = coder.encode(y_hat.long().numpy().reshape(-1), _channel_index(y_hat.shape),
@@ -174,15 +178,14 @@ def decode(model: InferenceModel, sections: dict[Kind, bytes], height: int, widt
 
 
 @torch.no_grad()
-def estimate_bits(model: InferenceModel, x: torch.Tensor, quality: int) -> float:
-    """The model's own rate estimate (continuous densities, no tables) for the padded image x.
+def estimate_bits(model: InferenceModel, feats: torch.Tensor, quality: int) -> float:
+    """The model's own rate estimate (continuous densities, no tables), given an image's `features`.
 
     Uses the same integer-network means and scales as the codec, but the exact Gaussian and the
     learned densities instead of the quantized tables: comparing it with the real payload size
     measures what table snapping, count quantization and ANS overhead cost.
     """
-    t = quality_level(model, quality)
-    y = _analyse(model, x, t)
+    y = feats * model.net.gain(quality_level(model, quality))
     if model.net.entropy == "factorized":
         return float(-torch.log2(model.net.y_prior.likelihood(torch.round(y)).double()).sum())
     z_hat = torch.round(model.net.h_a(y))

@@ -56,9 +56,13 @@ class VariableRateModel(nn.Module):
         log_g = (1 - a) * table[i0] + a * table[i0 + 1]
         return torch.exp(log_g)[:, :, None, None]
 
+    def gain(self, t: torch.Tensor) -> torch.Tensor:
+        """Per-channel latent gain of level t, [B, C, 1, 1]."""
+        return self._interp(self.log_gain, t)
+
     def analyse(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Gained latent y (float32, before quantization)."""
-        return self.g_a(x).float() * self._interp(self.log_gain, t)
+        return self.g_a(x).float() * self.gain(t)
 
     def synthesize(self, y_hat: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return self.g_s(y_hat * self._interp(self.log_inv_gain, t)).float()
