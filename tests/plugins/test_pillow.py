@@ -22,6 +22,15 @@ def test_save_and_open(crop, tmp_path):
     assert psnr_rgb(np.asarray(crop), pixels) > 20
 
 
+def test_save_to_a_size(crop):
+    buf = io.BytesIO()
+    crop.save(buf, format="NIC", max_bytes=2000)
+    assert len(buf.getvalue()) <= 2000
+    buf.seek(0)
+    with Image.open(buf) as im:
+        assert im.info["quality"] > 1
+
+
 def test_grayscale_and_buffers(crop):
     buf = io.BytesIO()
     crop.convert("L").save(buf, format="NIC", quality=40)

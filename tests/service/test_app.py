@@ -37,6 +37,13 @@ def test_compress_decompress_roundtrip(client, png, crop):
     assert np.asarray(Image.open(io.BytesIO(jpeg.content))).shape == (128, 192, 3)
 
 
+def test_compress_to_a_size(client, png):
+    r = client.post("/compress?size=1500", content=png)
+    assert r.status_code == 200 and len(r.content) <= 1500
+    assert client.post("/info", content=r.content).json()["quality"] == int(r.headers["x-nicodec-quality"])
+    assert client.post("/compress?size=50", content=png).status_code == 400  # cannot fit
+
+
 def test_page_is_served(client):
     r = client.get("/")
     assert r.status_code == 200 and "/compress" in r.text

@@ -36,7 +36,9 @@ class NicImageFile(ImageFile.ImageFile):
 
 
 def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
-    fp.write(compress(im, int(im.encoderinfo.get("quality", DEFAULT_QUALITY))))
+    """`quality=` as for JPEG; `max_bytes=` for the highest quality that fits."""
+    fp.write(compress(im, int(im.encoderinfo.get("quality", DEFAULT_QUALITY)),
+                      max_bytes=im.encoderinfo.get("max_bytes")))
 
 
 Image.register_open(FORMAT, NicImageFile, lambda prefix: prefix[: len(MAGIC)] == MAGIC)

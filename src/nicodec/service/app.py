@@ -48,15 +48,17 @@ def page() -> str:
 
 
 @app.post("/compress")
-async def compress_endpoint(request: Request,
-                            quality: int = Query(DEFAULT_QUALITY, ge=1, le=100)) -> Response:
-    """Image bytes in (PNG, JPEG, WebP, ...), .nic bytes out; stats in X-Nicodec-* headers."""
+async def compress_endpoint(request: Request, quality: int = Query(DEFAULT_QUALITY, ge=1, le=100),
+                            size: int | None = Query(None, gt=0)) -> Response:
+    """Image bytes in (PNG, JPEG, WebP, ...), .nic bytes out; stats in X-Nicodec-* headers.
+    `size` replaces `quality` with the highest quality whose file fits in that many bytes."""
     raw = await _body(request)
     image = open_image(raw)
     start = time.perf_counter()
-    data = compress(image, quality)
+    data = compress(image, quality, max_bytes=size)
     w, h = image.size
     headers = {"X-Nicodec-Width": str(w), "X-Nicodec-Height": str(h),
+               "X-Nicodec-Quality": str(info(data)["quality"]),
                "X-Nicodec-Bpp": f"{8 * len(data) / (w * h):.4f}",
                "X-Nicodec-Encode-Seconds": f"{time.perf_counter() - start:.3f}"}
     return Response(data, media_type=NIC_TYPE, headers=headers)
