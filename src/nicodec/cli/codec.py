@@ -186,7 +186,6 @@ def _folder(args: argparse.Namespace, suffixes: Iterable[str], new_suffix: str,
                                 folder.parse_shard(args.shard), args.force)
     with tqdm(total=len(jobs), unit="file", disable=args.json or not jobs, leave=False) as bar:
         summary = folder.run(jobs, work, args.jobs, bar.update)
-    summary.skipped = skipped
     for source, error in sorted(summary.failed.items()):
         print(f"nicodec: error: {source}: {error}", file=sys.stderr)
     totals = {"files": len(summary.done), "up_to_date": skipped, "failed": len(summary.failed)}

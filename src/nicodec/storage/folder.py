@@ -30,7 +30,6 @@ class Summary:
     """What a folder run did; `failed` maps a source path to its one-line error."""
 
     done: list[dict[str, Any]] = field(default_factory=list)
-    skipped: int = 0
     failed: dict[str, str] = field(default_factory=dict)
 
 

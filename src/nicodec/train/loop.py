@@ -103,6 +103,8 @@ class Trainer:
             self.ema = {}
         elif not self.ema:
             self.ema = {n: p.detach().clone() for n, p in self.model.named_parameters()}
+        live = dict(self.model.named_parameters())
+        self._ema_pairs = (list(self.ema.values()), [live[n] for n in self.ema])  # for the step
         self.segment_start = self.step
         for group in self.optimizer.param_groups:  # the first step of a segment obeys its warm-up
             group["lr"] = self.cfg.lr * self._lr_factor(self.step)
@@ -189,9 +191,7 @@ class Trainer:
         self.scheduler.step()
         if self.ema:
             with torch.no_grad():
-                params = dict(self.model.named_parameters())
-                torch._foreach_lerp_(list(self.ema.values()), [params[n] for n in self.ema],
-                                     1 - self.cfg.ema)
+                torch._foreach_lerp_(*self._ema_pairs, 1 - self.cfg.ema)
         self.step += 1
         return loss.item(), bpp.item(), mse.item()
 
