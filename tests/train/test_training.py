@@ -20,6 +20,7 @@ from nicodec.train.config import TrainConfig, parse_duration
 from nicodec.train.export import codec_figures, export, load_checkpoint_model
 from nicodec.train.loop import Trainer
 from tests.conftest import kodak_crop
+from tests.train.conftest import TINY_MODEL
 
 
 def _losses(run: Path) -> list[float]:
@@ -73,6 +74,31 @@ def test_resume_with_a_new_learning_rate(tiny_config):
     resumed.run()
     assert resumed.step == 4
     assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(1e-5 * 3 / 4)
+
+
+def test_resume_onto_a_wider_rate_ladder(tiny_config, tmp_path, capsys):
+    Trainer(tiny_config(steps=2, ema=0.5)).run()
+    checkpoint = Path(tiny_config().out) / "checkpoint.pt"
+    old = torch.load(checkpoint, weights_only=True)
+    weights = export(checkpoint, tmp_path / "old.safetensors", ship=False, moving_average=False)
+    step = (0.25 / 0.0018) ** (1 / 7)  # one rung of the default 8-level ladder
+    wider = {"lambda_min": 0.0018 / step**2, "model_config": {**TINY_MODEL, "levels": 10}}
+    resumed = Trainer(tiny_config(steps=3, ema=0.5, **wider), resume=True)
+    assert "gain tables re-sampled" in capsys.readouterr().err
+    gains = resumed.model.log_gain.detach()
+    assert gains.shape[0] == 10
+    assert torch.allclose(gains[2:], old["model"]["log_gain"], atol=1e-6)  # trained rungs kept
+    assert torch.allclose(gains[0] - gains[1], gains[1] - gains[2], atol=1e-5)  # extrapolated
+    assert torch.allclose(resumed.ema["log_inv_gain"][2:], old["ema"]["log_inv_gain"], atol=1e-6)
+    lam = resumed.model.lam(torch.tensor([2.0, 9.0]))
+    assert torch.allclose(lam, torch.tensor([0.0018, 0.25]), rtol=1e-4)
+    resumed.run()
+    assert resumed.step == 3
+    # shipped weights on the old ladder can seed a run on the new one
+    seeded = Trainer(tiny_config(steps=4, out=str(tmp_path / "seeded"), **wider))
+    assert seeded.model.log_gain.shape[0] == 10 and seeded.step == 0
+    seeded = Trainer(tiny_config(steps=4, out=str(tmp_path / "seeded"), init=str(weights), **wider))
+    assert torch.allclose(seeded.model.log_gain.detach()[2:], old["model"]["log_gain"], atol=1e-6)
 
 
 def test_broken_image_is_skipped_with_message(tiny_config, capsys):

@@ -16,6 +16,24 @@ from torch import nn
 LAMBDA_MIN = 0.0018
 LAMBDA_MAX = 0.25
 LEVELS = 8
+GAIN_TABLES = ("log_gain", "log_inv_gain")  # the parameters indexed by level
+
+Ladder = tuple[int, float, float]  # (levels, lambda_min, lambda_max)
+
+
+def regrid(table: torch.Tensor, old: Ladder, new: Ladder) -> torch.Tensor:
+    """Re-sample a per-level table [levels, C] from one lambda ladder onto another.
+
+    Linear in log lambda (the gains are log-linear in it), extrapolating past the old ends: a
+    trained model can widen its rate range and keep every trained level exactly where it was.
+    """
+    (n_old, lo_old, hi_old), (n_new, lo_new, hi_new) = old, new
+    log_lam = torch.linspace(math.log(lo_new), math.log(hi_new), n_new, dtype=torch.float64)
+    pos = (log_lam - math.log(lo_old)) / math.log(hi_old / lo_old) * (n_old - 1)
+    pos = torch.where((pos - pos.round()).abs() < 1e-6, pos.round(), pos)  # exact on old levels
+    i0 = pos.floor().clamp(0, n_old - 2).long()
+    a = (pos - i0).unsqueeze(1).to(table.dtype)
+    return (1 - a) * table[i0] + a * table[i0 + 1]
 
 
 def ste_round(x: torch.Tensor) -> torch.Tensor:
@@ -44,6 +62,10 @@ class VariableRateModel(nn.Module):
         ratio = torch.linspace(-0.5, 0.5, levels) * math.log(lambda_max / lambda_min)
         self.log_gain = nn.Parameter(ratio[:, None].repeat(1, latent_channels) * 0.5)
         self.log_inv_gain = nn.Parameter(-ratio[:, None].repeat(1, latent_channels) * 0.5)
+
+    @property
+    def ladder(self) -> Ladder:
+        return self.levels, self.lambda_min, self.lambda_max
 
     def lam(self, t: torch.Tensor) -> torch.Tensor:
         """Rate-distortion trade-off of level t (geometric interpolation)."""

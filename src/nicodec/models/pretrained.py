@@ -127,12 +127,16 @@ def state_dict_from(net: nn.Module, tensors: dict[str, torch.Tensor]) -> dict[st
     return state
 
 
-def training_record(path: Path) -> dict:
-    """Cumulative training counters stored in a model file (empty for files without them)."""
+def file_metadata(path: Path) -> dict[str, str]:
+    """A model file's metadata (model name, config, training record) without loading tensors."""
     with path.open("rb") as f:
         n = int(np.frombuffer(f.read(8), dtype="<u8")[0])
-        meta = json.loads(f.read(n)).get("__metadata__", {})
-    return json.loads(meta.get("training", "{}"))
+        return json.loads(f.read(n)).get("__metadata__", {})
+
+
+def training_record(path: Path) -> dict:
+    """Cumulative training counters stored in a model file (empty for files without them)."""
+    return json.loads(file_metadata(path).get("training", "{}"))
 
 
 def _metadata(data: bytes) -> dict[str, str]:

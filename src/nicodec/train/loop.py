@@ -11,6 +11,7 @@ import json
 import math
 import os
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +24,8 @@ from pytorch_msssim import ms_ssim
 from safetensors.torch import load_file
 from torch import nn
 
-from nicodec.models.pretrained import state_dict_from, training_record
+from nicodec.models.base import GAIN_TABLES, LAMBDA_MAX, LAMBDA_MIN, LEVELS, Ladder, regrid
+from nicodec.models.pretrained import file_metadata, state_dict_from, training_record
 from nicodec.models.registry import build_model
 from nicodec.train.config import TrainConfig
 from nicodec.train.data import CropCache, sample_batch
@@ -45,6 +47,23 @@ def rd_loss(cfg: TrainConfig, model: nn.Module, out: dict, x: torch.Tensor,
         distortion = MSSSIM_WEIGHT * (1 - ms_ssim(out["x_hat"].clamp(0, 1), x, data_range=1.0,
                                                   size_average=False))
     return (bpp + lam * distortion).mean(), bpp.mean(), mse.mean()
+
+
+def _model_config(cfg: dict) -> dict:
+    """The model's constructor arguments from a run configuration (as a dict)."""
+    return {"lambda_min": cfg["lambda_min"], "lambda_max": cfg["lambda_max"], **cfg["model_config"]}
+
+
+def _ladder_of(model_config: dict) -> Ladder:
+    """The lambda ladder a model was built with, from its constructor arguments."""
+    return (model_config.get("levels", LEVELS), model_config.get("lambda_min", LAMBDA_MIN),
+            model_config.get("lambda_max", LAMBDA_MAX))
+
+
+def _regrid_gains(state: dict[str, torch.Tensor], old: Ladder, new: Ladder) -> None:
+    for name in GAIN_TABLES:
+        if name in state:
+            state[name] = regrid(state[name], old, new)
 
 
 def psnr(mse: float) -> float:
@@ -78,9 +97,7 @@ class Trainer:
         self.device = torch.device(cfg.device if cfg.device == "cpu" else f"cuda:{self._local_rank()}")
         torch.manual_seed(cfg.seed + self.rank)
         self.rng = np.random.default_rng(cfg.seed + self.rank)
-        model_config = {"lambda_min": cfg.lambda_min, "lambda_max": cfg.lambda_max,
-                        **cfg.model_config}
-        self.model = build_model(cfg.model, **model_config).to(self.device)
+        self.model = build_model(cfg.model, **_model_config(cfg.to_dict())).to(self.device)
         self.optimizer = self._optimizer()
         self.segment_start = 0  # step at which this process started training (see _lr_factor)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
@@ -88,7 +105,12 @@ class Trainer:
         self.wall = 0.0  # seconds of training over all resumed segments
         self.cpu = 0.0  # this process's CPU seconds (all its threads) over all segments
         if cfg.init:  # e.g. the shipped weights: counters continue from their record
-            self.model.load_state_dict(state_dict_from(self.model, load_file(cfg.init)))
+            state = state_dict_from(self.model, load_file(cfg.init))
+            old = _ladder_of(json.loads(file_metadata(Path(cfg.init))["config"]))
+            if old != self.model.ladder:
+                self._report_regrid(old)
+                _regrid_gains(state, old, self.model.ladder)
+            self.model.load_state_dict(state)
             record = training_record(Path(cfg.init))
             self.step = int(record.get("step", 0))
             self.wall, self.cpu = float(record.get("wall_s", 0)), float(record.get("cpu_s", 0))
@@ -141,6 +163,27 @@ class Trainer:
             return warm * 0.5 * (1 + math.cos(math.pi * min(step, self.cfg.steps) / self.cfg.steps))
         return warm
 
+    def _report_regrid(self, old: Ladder) -> None:
+        new = self.model.ladder
+        if self.rank == 0:
+            print(f"rate ladder {old[0]} levels, lambda {old[1]:g}..{old[2]:g} -> {new[0]} levels, "
+                  f"lambda {new[1]:g}..{new[2]:g}: gain tables re-sampled", file=sys.stderr)
+
+    def _regrid_checkpoint(self, ck: dict, old: Ladder) -> None:
+        """Move the checkpoint's gain tables (weights, moving average, optimizer moments) onto
+        this run's lambda ladder, e.g. to extend a trained model to lower rates."""
+        self._report_regrid(old)
+        new = self.model.ladder
+        _regrid_gains(ck["model"], old, new)
+        _regrid_gains(ck.get("ema") or {}, old, new)
+        index = {n: i for i, (n, _) in enumerate(self.model.named_parameters())}
+        for name in GAIN_TABLES:
+            moments = ck["optimizer"]["state"].get(index[name], {})
+            for key, value in moments.items():
+                if value.dim() == 2:  # exp_avg, exp_avg_sq, momentum_buffer
+                    value = regrid(value, old, new)
+                    moments[key] = value.clamp_min(0) if key == "exp_avg_sq" else value
+
     # -- checkpoints ------------------------------------------------------------------------
     def state(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -160,6 +203,9 @@ class Trainer:
         if not path.exists():
             raise FileNotFoundError(f"no checkpoint to resume from at {path}")
         ck = torch.load(path, map_location=self.device, weights_only=True)
+        old = _ladder_of(_model_config(json.loads(ck["config"])))
+        if old != self.model.ladder:
+            self._regrid_checkpoint(ck, old)
         self.model.load_state_dict(ck["model"])
         self.optimizer.load_state_dict(ck["optimizer"])
         self.scheduler.load_state_dict(ck["scheduler"])
