@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageCms
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("NICODEC_SHARED", REPO.parent / "shared"))
@@ -52,3 +53,32 @@ def with_threads(n: int, fn, *args):
         return fn(*args)
     finally:
         torch.set_num_threads(old)
+
+
+def srgb_icc() -> bytes:
+    """A real ICC profile (LittleCMS's built-in sRGB), as cameras and phones embed one. It records
+    its creation time, so compare with the bytes an image was made with, not a fresh call."""
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+EXIF_MAKE, EXIF_MODEL, EXIF_ORIENTATION, EXIF_IFD, EXIF_DATE = 0x010F, 0x0110, 0x0112, 0x8769, 0x9003
+XMP = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-'
+       b'syntax-ns#"><rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Make="nicodec" '
+       b'tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>')
+
+
+def tagged_jpeg(image: Image.Image) -> bytes:
+    """`image` as a phone stores a portrait photo: JPEG pixels in sensor order with EXIF Orientation 6
+    (display rotated 90 degrees clockwise), Make/Model/DateTimeOriginal, an sRGB ICC profile and XMP."""
+    exif = Image.Exif()
+    exif[EXIF_MAKE], exif[EXIF_MODEL], exif[EXIF_ORIENTATION] = "nicodec", "Test Phone 1", 6
+    exif.get_ifd(EXIF_IFD)[EXIF_DATE] = "2024:05:06 07:08:09"
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG", quality=95, exif=exif, icc_profile=srgb_icc(), xmp=XMP)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def tagged(crop) -> bytes:
+    """The parrots crop as a tagged phone JPEG (see `tagged_jpeg`)."""
+    return tagged_jpeg(crop)

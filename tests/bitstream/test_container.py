@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 
 import pytest
+from PIL import Image
 
 from nicodec import compress, decompress
 from nicodec.bitstream.container import MAGIC, FormatError, Header, Kind, Section, pack, unpack
@@ -78,4 +80,47 @@ def test_absurd_dimensions_are_refused_before_decoding(nic):
     header, sections = unpack(nic)
     header.width = header.height = 100_000
     with pytest.raises(FormatError, match="too large"):
+        decompress(pack(header, sections))
+
+
+def test_section_kinds_keep_their_numbers():
+    """Kinds are on disk: new ones are appended, never renumbered (format version stays 1)."""
+    assert {k.name: k.value for k in Kind} == {
+        "Z": 1, "Z_ESCAPES": 2, "Y": 3, "Y_ESCAPES": 4, "ALPHA": 5, "Y2": 6, "Y2_ESCAPES": 7,
+        "ICC": 128, "EXIF": 129, "XMP": 130}
+
+
+def test_unknown_ancillary_kinds_are_skipped_unknown_critical_ones_rejected(nic, crop):
+    header, sections = unpack(nic)
+    later = pack(header, [*sections, Section(200, b"a future version's metadata")])
+    assert [s.kind for s in unpack(later)[1]] == [s.kind for s in sections]
+    assert decompress(later).tobytes() == decompress(nic).tobytes()
+    with pytest.raises(FormatError, match="unknown section kind 60"):
+        unpack(pack(header, [*sections, Section(60, b"needed to decode")]))
+
+
+@pytest.fixture(scope="module")
+def tagged_nic(tagged) -> bytes:
+    return compress(Image.open(io.BytesIO(tagged)), quality=50)
+
+
+@pytest.mark.parametrize("kind", [Kind.ICC, Kind.EXIF, Kind.XMP])
+def test_damaged_or_cut_metadata_is_rejected(tagged_nic, kind):
+    at = tagged_nic.index(next(s.data for s in unpack(tagged_nic)[1] if s.kind == kind)) + 3
+    flipped = bytearray(tagged_nic)
+    flipped[at] ^= 0x10
+    with pytest.raises(FormatError, match="checksum"):
+        decompress(bytes(flipped))
+    with pytest.raises(FormatError, match="truncated"):
+        decompress(tagged_nic[:at])
+
+
+@pytest.mark.parametrize("kind,data", [(Kind.ICC, b"not a profile"), (Kind.EXIF, b"Exif\0\0II*\0garbage"),
+                                       (Kind.EXIF, b"MM\0*\0\0\0\x08\0\0")])
+def test_crafted_metadata_with_a_valid_crc_is_a_format_error(tagged_nic, kind, data):
+    header, sections = unpack(tagged_nic)
+    for s in sections:
+        if s.kind == kind:
+            s.data = data
+    with pytest.raises(FormatError, match=f"corrupt {kind.name.lower()} section"):
         decompress(pack(header, sections))

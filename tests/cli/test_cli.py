@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -10,7 +11,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.conftest import REPO
+from nicodec import compress
+from nicodec import info as nic_info
+from tests.conftest import EXIF_MAKE, EXIF_ORIENTATION, REPO
 
 SAMPLE = REPO / "src" / "nicodec" / "assets" / "sample.png"
 
@@ -30,8 +33,6 @@ def small_png(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def small_nic(small_png) -> bytes:
-    from nicodec import compress
-
     return compress(Image.open(small_png), quality=50)
 
 
@@ -91,3 +92,37 @@ def test_errors_are_one_line_and_leave_no_output(small_png, small_nic, tmp_path,
         assert len(err.splitlines()) == 1 and "Traceback" not in err
     leftovers = {p.name for p in tmp_path.iterdir()} - {"ok.nic", "garbage.png", "trunc.nic"}
     assert not leftovers, leftovers
+
+
+def _metadata_kinds(nic: Path) -> set[str]:
+    return {s["kind"] for s in nic_info(nic.read_bytes())["sections"]} & {"icc", "exif", "xmp"}
+
+
+def test_metadata_is_kept_on_decode_and_dropped_by_strip(tagged, tmp_path):
+    photos, archive = tmp_path / "photos", tmp_path / "archive"
+    photos.mkdir()
+    (photos / "phone.jpg").write_bytes(tagged)
+    icc = Image.open(io.BytesIO(tagged)).info["icc_profile"]
+    kept, bare, png = tmp_path / "kept.nic", tmp_path / "bare.nic", tmp_path / "kept.png"
+    for src, out, *flags in ((photos / "phone.jpg", kept), (photos / "phone.jpg", bare, "--strip"),
+                             (photos, archive, "--strip")):  # single file and folder mode
+        res = run("encode", str(src), "-o", str(out), "-q", "50", *flags)
+        assert res.returncode == 0, res.stderr
+    assert _metadata_kinds(kept) == {"icc", "exif", "xmp"}
+    assert _metadata_kinds(bare) == _metadata_kinds(archive / "phone.nic") == set()
+    assert bare.stat().st_size + len(icc) < kept.stat().st_size
+    res = run("decode", str(kept), "-o", str(png))
+    assert res.returncode == 0, res.stderr
+    with Image.open(png) as im:
+        assert im.info["icc_profile"] == icc and im.size == (128, 192)
+        assert im.getexif()[EXIF_MAKE] == "nicodec" and EXIF_ORIENTATION not in im.getexif()
+
+
+def test_damaged_metadata_is_a_one_line_error(tagged, tmp_path):
+    nic = bytearray(compress(Image.open(io.BytesIO(tagged)), quality=50))
+    nic[nic.index(Image.open(io.BytesIO(tagged)).info["icc_profile"][:64]) + 40] ^= 0x01
+    (tmp_path / "bad.nic").write_bytes(nic)
+    res = run("decode", str(tmp_path / "bad.nic"), "-o", str(tmp_path / "bad.png"))
+    err = res.stderr.decode().strip()
+    assert res.returncode == 1 and "checksum" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "bad.png").exists()

@@ -11,6 +11,7 @@ from PIL import Image
 import nicodec.plugins.pillow  # noqa: F401  (registers the format)
 from nicodec.bitstream.container import FormatError
 from nicodec.eval.metrics import psnr_rgb
+from tests.conftest import EXIF_MAKE
 
 
 def test_save_and_open(crop, tmp_path):
@@ -45,3 +46,17 @@ def test_damaged_file_is_rejected(crop):
     crop.save(buf, format="NIC")
     with pytest.raises(FormatError):
         Image.open(io.BytesIO(buf.getvalue()[:-10]))
+
+
+def test_metadata_is_saved_and_shown_before_decoding(tagged):
+    photo = Image.open(io.BytesIO(tagged))
+    kept, bare = io.BytesIO(), io.BytesIO()
+    photo.save(kept, format="NIC", quality=50)
+    photo.save(bare, format="NIC", quality=50, metadata=False)
+    with Image.open(kept) as im:
+        assert im.info["icc_profile"] == photo.info["icc_profile"] and "xmp" in im.info
+        assert im.getexif()[EXIF_MAKE] == "nicodec"  # all before load(): no pixels decoded yet
+        im.load()
+        assert im.size == (128, 192) and "icc_profile" in im.info
+    with Image.open(bare) as im:
+        assert not {"icc_profile", "exif", "xmp"} & im.info.keys()

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from nicodec.service.app import app
+from tests.conftest import EXIF_MAKE
 
 
 @pytest.fixture(scope="module")
@@ -61,3 +62,20 @@ def test_bad_input_is_a_clean_4xx(client, path, body, status, message):
     assert r.status_code == status
     if message:
         assert message in r.json()["error"]
+
+
+@pytest.mark.parametrize("format", ["png", "webp", "jpeg"])
+def test_decompress_returns_the_metadata(client, tagged, format):
+    nic = client.post("/compress?quality=50", content=tagged).content
+    with Image.open(io.BytesIO(client.post(f"/decompress?format={format}", content=nic).content)) as im:
+        assert im.info["icc_profile"] == Image.open(io.BytesIO(tagged)).info["icc_profile"]
+        assert im.getexif()[EXIF_MAKE] == "nicodec" and b"tiff:Make" in im.info["xmp"]
+
+
+def test_compress_can_strip_the_metadata(client, tagged):
+    kept = client.post("/compress?quality=50", content=tagged).content
+    stripped = client.post("/compress?quality=50&strip=true", content=tagged).content
+    kinds = [{s["kind"] for s in client.post("/info", content=nic).json()["sections"]}
+             for nic in (kept, stripped)]
+    assert {"icc", "exif", "xmp"} <= kinds[0] and not {"icc", "exif", "xmp"} & kinds[1]
+    assert len(stripped) < len(kept)

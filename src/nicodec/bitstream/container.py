@@ -10,6 +10,17 @@ Layout (little-endian):
     payload the sections' bytes, in table order
     crc32   u32 over everything before it
 
+Section kinds: z, z_escapes, y, y_escapes (hyper-latent and latent ANS words and their escapes),
+y2, y2_escapes (the checkerboard model's second pass), alpha (PNG-coded), and the input's
+metadata, stored for the decoder to hand back: icc (ICC colour profile), exif
+("Exif\\0\\0" + TIFF-structured EXIF, without the Orientation tag) and xmp (XMP packet), each
+written only when the input has it (and not with `--strip`).
+
+Kinds below 128 are critical (needed to decode the pixels): a reader rejects one it does not know.
+Kinds from 128 up are ancillary (PNG's rule): a reader skips one it does not know, so later
+versions can add metadata without breaking older readers. (Readers older than the metadata kinds
+rejected every unknown kind.)
+
 Every coded section names its tile, so a later version can split huge images into independently
 decodable tiles (bounded memory, parallel decoding) with the same container; version-1 writers
 emit a single tile 0.
@@ -24,6 +35,7 @@ from enum import IntEnum
 
 MAGIC = b"\x89NIC\r\n\x1a\n"
 VERSION = 1
+ANCILLARY = 128  # section kinds from here up may be skipped by readers that do not know them
 
 
 class FormatError(ValueError):
@@ -38,6 +50,9 @@ class Kind(IntEnum):
     ALPHA = 5  # alpha channel, PNG-coded (lossless)
     Y2 = 6  # second coding pass of the latent (checkerboard non-anchors)
     Y2_ESCAPES = 7
+    ICC = 128  # ancillary from here on: ICC colour profile of the input, verbatim
+    EXIF = 129  # EXIF of the input as Pillow re-writes it, without the Orientation tag (pixels are upright)
+    XMP = 130  # XMP packet of the input, verbatim
 
 
 MODES = ("L", "RGB", "RGBA", "LA")
@@ -123,10 +138,14 @@ def unpack(data: bytes) -> tuple[Header, list[Section]]:
         raise FormatError("checksum mismatch: the file is corrupt")
     if mode >= len(MODES) or len(mid) != mlen or not (w and h):
         raise FormatError("corrupt header")
+    known = {k.value for k in Kind}
+    unknown = sorted({k for k, _, _ in sections if k not in known and k < ANCILLARY})
+    if unknown:
+        raise FormatError(f"unknown section kind {unknown[0]} (written by a newer nicodec?)")
+    parsed = [Section(Kind(k), p, t) for k, t, p in sections if k in known]
     try:
-        parsed = [Section(Kind(k), p, t) for k, t, p in sections]
         model_id = mid.decode()
-    except (ValueError, UnicodeDecodeError):
-        raise FormatError("corrupt section table") from None
+    except UnicodeDecodeError:
+        raise FormatError("corrupt header (model id)") from None
     header = Header(model_id, q, w, h, MODES[mode], depth, tw, th, version)
     return header, parsed

@@ -29,6 +29,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         help="instead of -q: the highest quality whose file fits in BYTES")
     target.add_argument("--bpp", type=_positive(float), metavar="BITS",
                         help="instead of -q: the highest quality at most BITS bits per pixel")
+    p.add_argument("--strip", action="store_true", help="drop ICC profile, EXIF and XMP metadata")
     p.add_argument("--model", help="shipped model name or model file (default: the manifest's)")
     p.add_argument("--json", action="store_true", help="print machine-readable stats")
     _folder_options(p)
@@ -99,9 +100,9 @@ def _report(stats: dict, as_json: bool, to_stdout_ok: bool) -> None:
 
 
 def encode_file(source: str, output: str, quality: int, model: str | None, size: int | None = None,
-                bpp: float | None = None) -> dict:
+                bpp: float | None = None, strip: bool = False) -> dict:
     """Compress one image file (or stdin) to one .nic file (or stdout); its stats. A target
-    `size` (bytes) or `bpp` replaces the quality."""
+    `size` (bytes) or `bpp` replaces the quality; `strip` leaves the metadata out."""
     from nicodec.codec.api import compress, info
     from nicodec.codec.image import open_image
 
@@ -111,7 +112,7 @@ def encode_file(source: str, output: str, quality: int, model: str | None, size:
     if bpp is not None:
         size = int(bpp * w * h / 8)
     start = time.perf_counter()
-    data = compress(img, quality, model=model, max_bytes=size)
+    data = compress(img, quality, model=model, max_bytes=size, metadata=not strip)
     elapsed = time.perf_counter() - start
     write_output(output, lambda f: f.write(data))
     channels = len(img.getbands())
@@ -123,17 +124,20 @@ def encode_file(source: str, output: str, quality: int, model: str | None, size:
 
 def encode(args: argparse.Namespace) -> int:
     if Path(args.input).is_dir():
-        work = partial(_encode_job, quality=args.quality, model=args.model, size=args.size, bpp=args.bpp)
+        work = partial(_encode_job, quality=args.quality, model=args.model, size=args.size, bpp=args.bpp,
+                       strip=args.strip)
         return _folder(args, IMAGE_SUFFIXES, ".nic", work)
     out = args.output or _default_output(args.input, ".nic")
-    stats = encode_file(args.input, out, args.quality, args.model, args.size, args.bpp)
+    stats = encode_file(args.input, out, args.quality, args.model, args.size, args.bpp, args.strip)
     _report(stats, args.json, out != "-")
     return 0
 
 
 def decode_file(source: str, output: str, model: str | None, reference: str | None = None) -> dict:
-    """Decompress one .nic file (or stdin) to one image file (or stdout); its stats."""
+    """Decompress one .nic file (or stdin) to one image file (or stdout), with the metadata the
+    format can hold; its stats."""
     from nicodec.codec.api import decompress
+    from nicodec.codec.image import save_options
 
     data = read_input(source)
     start = time.perf_counter()
@@ -143,7 +147,7 @@ def decode_file(source: str, output: str, model: str | None, reference: str | No
 
     def save(f: io.BufferedIOBase) -> None:
         try:
-            img.save(f, format=fmt)
+            img.save(f, format=fmt, **save_options(img, fmt))
         except (KeyError, ValueError, OSError) as err:
             raise ValueError(f"cannot write {output}: {err}") from None
 
@@ -167,8 +171,9 @@ def decode(args: argparse.Namespace) -> int:
     return 0
 
 
-def _encode_job(job: Job, quality: int, model: str | None, size: int | None, bpp: float | None) -> dict:
-    return encode_file(str(job.source), str(job.target), quality, model, size, bpp)
+def _encode_job(job: Job, quality: int, model: str | None, size: int | None, bpp: float | None,
+                strip: bool) -> dict:
+    return encode_file(str(job.source), str(job.target), quality, model, size, bpp, strip)
 
 
 def _decode_job(job: Job, model: str | None) -> dict:

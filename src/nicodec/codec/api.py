@@ -15,6 +15,7 @@ from nicodec.models.pretrained import InferenceModel, find_model, load_model
 
 DEFAULT_QUALITY = 75
 MAX_PIXELS = 1 << 28  # decoder refuses larger claims (a crafted header must not exhaust memory)
+METADATA_KINDS = dict(zip((Kind.ICC, Kind.EXIF, Kind.XMP), imaging.METADATA_KEYS, strict=True))
 
 
 def _model(model: str | InferenceModel | None) -> InferenceModel:
@@ -22,11 +23,13 @@ def _model(model: str | InferenceModel | None) -> InferenceModel:
 
 
 def compress(image: Image.Image | np.ndarray, quality: int = DEFAULT_QUALITY,
-             model: str | InferenceModel | None = None, max_bytes: int | None = None) -> bytes:
+             model: str | InferenceModel | None = None, max_bytes: int | None = None,
+             metadata: bool = True) -> bytes:
     """Encode a PIL image or uint8/uint16 array into the bytes of a .nic file.
 
     With `max_bytes`, `quality` is ignored: the file is the highest quality that fits in that many
-    bytes (found by bisection; the analysis transform runs once).
+    bytes, metadata included (found by bisection; the analysis transform runs once).
+    The image's ICC profile, EXIF and XMP are stored unless `metadata` is False.
     """
     if not isinstance(quality, int | np.integer) or not 1 <= quality <= 100:
         raise ValueError(f"quality must be an integer in 1..100, not {quality!r}")
@@ -34,11 +37,14 @@ def compress(image: Image.Image | np.ndarray, quality: int = DEFAULT_QUALITY,
     planes = imaging.to_planes(image)
     h, w = planes.rgb.shape[:2]
     feats = latent.features(m, imaging.to_tensor(planes.rgb, m.net.downsampling))
-    alpha = [Section(Kind.ALPHA, imaging.encode_alpha(planes.alpha))] if planes.alpha is not None else []
+    extra = [Section(Kind.ALPHA, imaging.encode_alpha(planes.alpha))] if planes.alpha is not None else []
+    if metadata:
+        extra += [Section(kind, planes.metadata[key]) for kind, key in METADATA_KINDS.items()
+                  if key in planes.metadata]
 
     def encode_at(q: int) -> bytes:
         header = Header(m.model_id, q, w, h, planes.mode, planes.bit_depth)
-        return container.pack(header, latent.encode(m, feats, q) + alpha)
+        return container.pack(header, latent.encode(m, feats, q) + extra)
 
     if max_bytes is None:
         return encode_at(int(quality))
@@ -56,7 +62,8 @@ def compress(image: Image.Image | np.ndarray, quality: int = DEFAULT_QUALITY,
 
 
 def decompress(data: bytes, model: str | InferenceModel | None = None) -> Image.Image:
-    """Decode .nic bytes to a PIL image of the original size and mode (L, LA, RGB or RGBA)."""
+    """Decode .nic bytes to a PIL image of the original size and mode (L, LA, RGB or RGBA), with
+    the stored metadata in its `info` ("icc_profile", "exif", "xmp")."""
     header, sections = container.unpack(data)
     if header.width * header.height > MAX_PIXELS:
         raise container.FormatError(f"image too large ({header.width}x{header.height} exceeds "
@@ -71,6 +78,7 @@ def decompress(data: bytes, model: str | InferenceModel | None = None) -> Image.
     missing = needed - by_kind.keys()
     if missing:
         raise container.FormatError("corrupt file (missing sections)")
+    metadata = metadata_of(header, sections)
     ds = m.net.downsampling
     ph, pw = -(-header.height // ds) * ds, -(-header.width // ds) * ds
     try:
@@ -83,7 +91,21 @@ def decompress(data: bytes, model: str | InferenceModel | None = None) -> Image.
         if Kind.ALPHA not in by_kind:
             raise container.FormatError("corrupt file (missing alpha section)")
         alpha = imaging.decode_alpha(by_kind[Kind.ALPHA], header.height, header.width)
-    return imaging.assemble(rgb, alpha, header.mode)
+    image = imaging.assemble(rgb, alpha, header.mode)
+    image.info.update(metadata)
+    return image
+
+
+def metadata_of(header: Header, sections: list[Section]) -> dict[str, bytes]:
+    """The stored metadata under Pillow's `info` keys; a section no writer would produce (which
+    the CRC cannot catch in a crafted file) is a FormatError, not a broken image later."""
+    meta = {}
+    for s in sections:
+        if s.kind in METADATA_KINDS:
+            if not imaging.metadata_fits(METADATA_KINDS[s.kind], s.data, header.mode):
+                raise container.FormatError(f"corrupt {s.kind.name.lower()} section")
+            meta[METADATA_KINDS[s.kind]] = s.data
+    return meta
 
 
 def info(data: bytes) -> dict[str, Any]:

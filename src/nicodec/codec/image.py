@@ -3,19 +3,23 @@
 Rules (documented in README): EXIF orientation is applied; palette images become RGB or RGBA;
 grayscale is coded as gray RGB and decodes as grayscale; alpha is kept losslessly (PNG-coded);
 16-bit input is rounded to 8 bits (v * 255 / 65535) and the header records the original depth;
-CMYK, YCbCr and other modes are converted to RGB.
+CMYK, YCbCr and other modes are converted to RGB; the ICC profile, EXIF and XMP are kept (EXIF
+without its Orientation tag, as the pixels are upright now), except an ICC profile that no longer
+fits the coded pixels (a CMYK profile on pixels converted to RGB).
 """
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 
 @dataclass
@@ -24,6 +28,16 @@ class Planes:
     alpha: np.ndarray | None  # H x W uint8
     mode: str  # L, RGB, RGBA or LA: what decoding returns
     bit_depth: int
+    metadata: dict[str, bytes] = field(default_factory=dict)  # METADATA_KEYS present in the input
+
+
+METADATA_KEYS = ("icc_profile", "exif", "xmp")  # as Pillow names them in `info` and `save`
+_ORIENTATION = 0x0112  # EXIF tag
+_EXIF_PREFIX = b"Exif\x00\x00"
+_ICC_SPACE = {"L": b"GRAY", "LA": b"GRAY", "RGB": b"RGB ", "RGBA": b"RGB "}
+# The metadata each Pillow writer stores, by save keyword (BMP, PPM, GIF, ... have nowhere for it).
+_SAVE_KEYS = {"PNG": METADATA_KEYS, "TIFF": ("icc_profile", "exif"), "WEBP": METADATA_KEYS,
+              "JPEG": METADATA_KEYS, "AVIF": METADATA_KEYS}
 
 
 def open_image(source: str | Path | bytes) -> Image.Image:
@@ -62,8 +76,14 @@ def from_array(a: np.ndarray) -> Planes:
 
 
 def from_pil(im: Image.Image) -> Planes:
-    """Apply EXIF orientation and reduce any Pillow mode to Planes."""
+    """Apply EXIF orientation, reduce any Pillow mode to Planes and keep the metadata."""
     im = ImageOps.exif_transpose(im) or im
+    planes = _pixels(im)
+    return replace(planes, metadata=_metadata(im, planes.mode))
+
+
+def _pixels(im: Image.Image) -> Planes:
+    """The pixels in one of the modes nicodec codes (L, LA, RGB, RGBA), whatever Pillow gave."""
     if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
         a = np.asarray(im).astype(np.int64)
         depth16 = im.mode != "I" or a.max(initial=0) > 255
@@ -81,6 +101,53 @@ def from_pil(im: Image.Image) -> Planes:
     elif im.mode not in ("L", "LA", "RGB", "RGBA"):
         im = im.convert("RGBA" if "A" in im.mode else "RGB")
     return from_array(np.asarray(im))
+
+
+def _metadata(im: Image.Image, mode: str) -> dict[str, bytes]:
+    """ICC profile, EXIF and XMP of `im`, whose EXIF orientation is already applied to its pixels."""
+    xmp = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp")  # PNG tEXt XMP: only the latter
+    meta = {"icc_profile": im.info.get("icc_profile"), "xmp": xmp.encode() if isinstance(xmp, str) else xmp}
+    if (raw := im.info.get("exif")) and (exif := _parsed_exif(raw)) is not None:
+        exif.pop(_ORIENTATION, None)  # the pixels are upright now: viewers must not rotate them again
+        meta["exif"] = exif.tobytes()  # "Exif\0\0" + TIFF, as JPEG's writer needs
+    return {k: v for k, v in meta.items() if v and metadata_fits(k, v, mode)}
+
+
+def _parsed_exif(raw: bytes) -> Image.Exif | None:
+    """EXIF as Pillow reads it, or None if Pillow cannot write it back (its writers, e.g. TIFF's,
+    would then fail on it when the decoded image is saved)."""
+    exif = Image.Exif()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one warning per damaged tag it skips
+        try:
+            exif.load(raw)
+            exif.tobytes()
+        except Exception:  # whatever a damaged IFD makes Pillow's parser raise
+            return None
+    return exif
+
+
+def metadata_fits(key: str, value: bytes, mode: str) -> bool:
+    """Whether `value` can be `key` for pixels of `mode`: an ICC profile must describe their colour
+    space (viewers would mis-render them otherwise), EXIF must have tags and be what Pillow's
+    writers accept."""
+    if key == "icc_profile":
+        return value[36:40] == b"acsp" and value[16:20] == _ICC_SPACE.get(mode)
+    if key == "exif":
+        return value.startswith(_EXIF_PREFIX) and len(_parsed_exif(value) or ()) > 0
+    return True
+
+
+def save_options(image: Image.Image, fmt: str) -> dict[str, Any]:
+    """Keywords for `image.save(..., format=fmt)` that write the metadata in `image.info` (as
+    `decompress` restores it): Pillow writes EXIF and XMP only when asked, and only some formats."""
+    fmt = fmt.upper()
+    options = {k: image.info[k] for k in _SAVE_KEYS.get(fmt, ())
+               if image.info.get(k) and metadata_fits(k, image.info[k], image.mode)}
+    if fmt == "PNG" and "xmp" in options:  # Pillow's PNG writer takes XMP as an iTXt chunk
+        options["pnginfo"] = PngImagePlugin.PngInfo()
+        options["pnginfo"].add_itxt("XML:com.adobe.xmp", options.pop("xmp"))
+    return options
 
 
 def to_planes(image: Image.Image | np.ndarray) -> Planes:

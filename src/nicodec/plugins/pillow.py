@@ -1,7 +1,8 @@
 """Pillow plugin: `Image.open("x.nic")` and `image.save("x.nic", quality=75)`.
 
 Importing this module registers the format. Decoding happens on `load()` (Pillow's lazy
-convention), so `Image.open` only parses and verifies the header.
+convention), so `Image.open` only parses and verifies the header; the stored ICC profile, EXIF
+and XMP are in `info` right away, as other formats put them.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import IO
 from PIL import Image, ImageFile
 
 from nicodec.bitstream.container import MAGIC, unpack
-from nicodec.codec.api import DEFAULT_QUALITY, compress, decompress
+from nicodec.codec.api import DEFAULT_QUALITY, compress, decompress, metadata_of
 
 FORMAT = "NIC"
 
@@ -22,11 +23,12 @@ class NicImageFile(ImageFile.ImageFile):
 
     def _open(self) -> None:
         self._data = self.fp.read()
-        header, _ = unpack(self._data)  # raises a one-line FormatError on any damage
+        header, sections = unpack(self._data)  # raises a one-line FormatError on any damage
         self._size = (header.width, header.height)
         self._mode = header.mode
         self.info["quality"] = header.quality
         self.info["model_id"] = header.model_id
+        self.info.update(metadata_of(header, sections))
         self.tile = []
 
     def load(self):
@@ -36,9 +38,11 @@ class NicImageFile(ImageFile.ImageFile):
 
 
 def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
-    """`quality=` as for JPEG; `max_bytes=` for the highest quality that fits."""
+    """`quality=` as for JPEG; `max_bytes=` for the highest quality that fits; `metadata=False`
+    leaves out the image's ICC profile, EXIF and XMP."""
     fp.write(compress(im, int(im.encoderinfo.get("quality", DEFAULT_QUALITY)),
-                      max_bytes=im.encoderinfo.get("max_bytes")))
+                      max_bytes=im.encoderinfo.get("max_bytes"),
+                      metadata=bool(im.encoderinfo.get("metadata", True))))
 
 
 Image.register_open(FORMAT, NicImageFile, lambda prefix: prefix[: len(MAGIC)] == MAGIC)

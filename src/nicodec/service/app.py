@@ -14,7 +14,7 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from nicodec.codec.api import DEFAULT_QUALITY, compress, decompress, info
-from nicodec.codec.image import open_image
+from nicodec.codec.image import open_image, save_options
 
 MAX_BODY = 64 << 20  # bytes accepted per request
 PAGE = Path(__file__).with_name("page.html")
@@ -49,13 +49,14 @@ def page() -> str:
 
 @app.post("/compress")
 async def compress_endpoint(request: Request, quality: int = Query(DEFAULT_QUALITY, ge=1, le=100),
-                            size: int | None = Query(None, gt=0)) -> Response:
+                            size: int | None = Query(None, gt=0), strip: bool = False) -> Response:
     """Image bytes in (PNG, JPEG, WebP, ...), .nic bytes out; stats in X-Nicodec-* headers.
-    `size` replaces `quality` with the highest quality whose file fits in that many bytes."""
+    `size` replaces `quality` with the highest quality whose file fits in that many bytes;
+    `strip` drops the ICC profile, EXIF and XMP (e.g. a phone photo's GPS position)."""
     raw = await _body(request)
     image = open_image(raw)
     start = time.perf_counter()
-    data = compress(image, quality, max_bytes=size)
+    data = compress(image, quality, max_bytes=size, metadata=not strip)
     w, h = image.size
     headers = {"X-Nicodec-Width": str(w), "X-Nicodec-Height": str(h),
                "X-Nicodec-Quality": str(info(data)["quality"]),
@@ -67,13 +68,13 @@ async def compress_endpoint(request: Request, quality: int = Query(DEFAULT_QUALI
 @app.post("/decompress")
 async def decompress_endpoint(request: Request, format: str = Query("png", pattern="^(png|webp|jpeg)$")
                               ) -> Response:
-    """.nic bytes in, a PNG (or lossless WebP / high-quality JPEG) out."""
+    """.nic bytes in, a PNG (or lossless WebP / high-quality JPEG) out, with the stored metadata."""
     image = decompress(await _body(request))
     buf = io.BytesIO()
     options = {"png": {}, "webp": {"lossless": True}, "jpeg": {"quality": 95}}[format]
     if format == "jpeg" and image.mode not in ("RGB", "L"):
         image = image.convert("RGB")
-    image.save(buf, format=format.upper(), **options)
+    image.save(buf, format=format.upper(), **options, **save_options(image, format))
     return Response(buf.getvalue(), media_type=f"image/{format}")
 
 
