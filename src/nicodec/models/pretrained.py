@@ -130,8 +130,8 @@ def state_dict_from(net: nn.Module, tensors: dict[str, torch.Tensor]) -> dict[st
 def file_metadata(path: Path) -> dict[str, str]:
     """A model file's metadata (model name, config, training record) without loading tensors."""
     with path.open("rb") as f:
-        n = int(np.frombuffer(f.read(8), dtype="<u8")[0])
-        return json.loads(f.read(n)).get("__metadata__", {})
+        head = f.read(8)
+        return _metadata(head + f.read(int(np.frombuffer(head, dtype="<u8")[0])))
 
 
 def training_record(path: Path) -> dict:
