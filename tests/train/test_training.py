@@ -129,10 +129,12 @@ def test_export_roundtrips_into_codec(tiny_config, tmp_path, crop):
     model = load_model(str(out))
     data = compress(crop, quality=40, model=model)
     assert decompress(data, model=model).size == crop.size
-    fine = Trainer(tiny_config(steps=6, init=str(out), out=str(tmp_path / "fine")))
+    fine = Trainer(tiny_config(steps=6, init=str(out), out=str(tmp_path / "fine"), warmup_steps=4))
     assert fine.step == 4  # counters continue from the exported record
     fine.run()
     assert fine.step == 6
+    # the warm-up counts from the start of this segment, not from step 0 of the record
+    assert fine.optimizer.param_groups[0]["lr"] == pytest.approx(fine.cfg.lr * 3 / 4)
 
 
 def test_model_card_figures_use_the_real_codec(tmp_path):

@@ -114,6 +114,7 @@ class Trainer:
             record = training_record(Path(cfg.init))
             self.step = int(record.get("step", 0))
             self.wall, self.cpu = float(record.get("wall_s", 0)), float(record.get("cpu_s", 0))
+            self.scheduler.last_epoch = self.step  # as a resumed scheduler would be (warm-up)
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
         self.ema: dict[str, torch.Tensor] = {}
