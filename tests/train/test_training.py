@@ -51,7 +51,7 @@ def test_resume_reproduces_uninterrupted_run(tiny_config, tmp_path, ema):
 
 
 def test_moving_average_is_validated_and_exported(tiny_config):
-    cfg = tiny_config(steps=4, ema=0.5, validate_steps=4)
+    cfg = tiny_config(steps=6, ema=0.5, validate_steps=4)
     trainer = Trainer(cfg)
     start = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     trainer.run()
@@ -59,8 +59,10 @@ def test_moving_average_is_validated_and_exported(tiny_config):
     live, ema = trainer.model.state_dict()[name], trainer.ema[name]
     assert not torch.equal(ema, live) and not torch.equal(ema, start[name])
     assert (ema - start[name]).abs().max() < (live - start[name]).abs().max()  # it lags behind
-    with (Path(cfg.out) / "val_ema.csv").open() as f:
-        assert [float(r["t"]) for r in csv.DictReader(f)] == [0.0, 3.5, 7.0]
+    for name_csv in ("val.csv", "val_ema.csv"):  # every 4 steps, and the weights the run ends on
+        with (Path(cfg.out) / name_csv).open() as f:
+            rows = [(int(r["step"]), float(r["t"])) for r in csv.DictReader(f)]
+        assert rows == [(step, t) for step in (4, 6) for t in (0.0, 3.5, 7.0)]
     exported, info = load_checkpoint_model(Path(cfg.out) / "checkpoint.pt")
     assert torch.equal(exported.state_dict()[name], ema) and info["weights"] == "moving average"
     raw, info = load_checkpoint_model(Path(cfg.out) / "checkpoint.pt", moving_average=False)

@@ -267,6 +267,12 @@ class Trainer:
             rows.append({"step": self.step, "t": t_val, "bpp": bits / pixels, "psnr": psnr(mse)})
         return rows
 
+    def _log_validation(self, logger: MetricLogger) -> None:
+        logger.val(self.validate())
+        if self.ema:
+            with swapped_in(self.model, self.ema):
+                logger.val(self.validate(), "val_ema.csv")
+
     def _request_stop(self, *_: object) -> None:
         self.stop_requested = True
 
@@ -319,14 +325,13 @@ class Trainer:
             if bar:
                 bar.update(1)
             if logger and cfg.validate_steps and self.step % cfg.validate_steps == 0:
-                logger.val(self.validate())
-                if self.ema:
-                    with swapped_in(self.model, self.ema):
-                        logger.val(self.validate(), "val_ema.csv")
+                self._log_validation(logger)
             if now - last_ckpt >= cfg.checkpoint_minutes * 60:
                 self.save_checkpoint()
                 last_ckpt = time.time()
         self.save_checkpoint()
+        if logger and cfg.validate_steps and self.step % cfg.validate_steps:
+            self._log_validation(logger)  # the weights the segment ends on, e.g. to pick for export
         if bar:
             bar.close()
         if logger:
