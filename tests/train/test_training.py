@@ -17,7 +17,7 @@ from nicodec import compress, decompress
 from nicodec.models.pretrained import load_model
 from nicodec.models.registry import MODELS
 from nicodec.train.config import TrainConfig, parse_duration
-from nicodec.train.export import codec_figures, export, load_checkpoint_model
+from nicodec.train.export import codec_figures, export, load_checkpoint_model, validation_loss
 from nicodec.train.loop import Trainer
 from tests.conftest import kodak_crop
 from tests.train.conftest import TINY_MODEL
@@ -63,10 +63,39 @@ def test_moving_average_is_validated_and_exported(tiny_config):
         with (Path(cfg.out) / name_csv).open() as f:
             rows = [(int(r["step"]), float(r["t"])) for r in csv.DictReader(f)]
         assert rows == [(step, t) for step in (4, 6) for t in (0.0, 3.5, 7.0)]
-    exported, info = load_checkpoint_model(Path(cfg.out) / "checkpoint.pt")
+    checkpoint = Path(cfg.out) / "checkpoint.pt"
+    exported, info = load_checkpoint_model(checkpoint, "average")
     assert torch.equal(exported.state_dict()[name], ema) and info["weights"] == "moving average"
-    raw, info = load_checkpoint_model(Path(cfg.out) / "checkpoint.pt", moving_average=False)
+    raw, info = load_checkpoint_model(checkpoint, "raw")
     assert torch.equal(raw.state_dict()[name], live) and info["weights"] == "raw"
+
+
+def test_export_picks_the_weights_that_validated_better(tiny_config):
+    cfg = tiny_config(steps=6, ema=0.5, validate_steps=4)
+    Trainer(cfg).run()
+    run, checkpoint = Path(cfg.out), Path(cfg.out) / "checkpoint.pt"
+    model, _ = load_checkpoint_model(checkpoint, "raw")
+    losses = {n: validation_loss(run / n, 6, model) for n in ("val.csv", "val_ema.csv")}
+    assert all(v > 0 for v in losses.values())
+    better = "raw" if losses["val.csv"] < losses["val_ema.csv"] else "moving average"
+    assert load_checkpoint_model(checkpoint)[1]["weights"] == better
+
+    def rewrite(name: str, bpp: str | None) -> None:  # at step 6: set every bpp, or drop the rows
+        with (run / name).open() as f:
+            rows = list(csv.DictReader(f))
+        rows = [r if r["step"] != "6" else {**r, "bpp": bpp} for r in rows if bpp or r["step"] != "6"]
+        with (run / name).open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+    rewrite("val_ema.csv", "100")
+    assert load_checkpoint_model(checkpoint)[1]["weights"] == "raw"
+    rewrite("val.csv", None)  # the final weights were not validated: the average
+    assert load_checkpoint_model(checkpoint)[1]["weights"] == "moving average"
+    Trainer(tiny_config(steps=2, out=str(run.parent / "plain"))).run()
+    with pytest.raises(ValueError, match="no moving average"):
+        load_checkpoint_model(run.parent / "plain" / "checkpoint.pt", "average")
 
 
 def test_resume_with_a_new_learning_rate(tiny_config):
@@ -82,7 +111,7 @@ def test_resume_onto_a_wider_rate_ladder(tiny_config, tmp_path, capsys):
     Trainer(tiny_config(steps=2, ema=0.5)).run()
     checkpoint = Path(tiny_config().out) / "checkpoint.pt"
     old = torch.load(checkpoint, weights_only=True)
-    weights = export(checkpoint, tmp_path / "old.safetensors", ship=False, moving_average=False)
+    weights = export(checkpoint, tmp_path / "old.safetensors", ship=False, weights="raw")
     step = (0.25 / 0.0018) ** (1 / 7)  # one rung of the default 8-level ladder
     wider = {"lambda_min": 0.0018 / step**2, "model_config": {**TINY_MODEL, "levels": 10}}
     resumed = Trainer(tiny_config(steps=3, ema=0.5, **wider), resume=True)

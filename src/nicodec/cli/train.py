@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from nicodec.train.config import TrainConfig, config_fields
+from nicodec.train.config import EXPORT_WEIGHTS, TrainConfig, config_fields
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -32,9 +32,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", help="write the weights here instead of shipping them")
     p.add_argument("--figures", metavar="DATASET",
                    help="also measure bpp/PSNR/MS-SSIM on this folder for the model card")
-    p.add_argument("--raw", action="store_true",
-                   help="export the raw weights even when the run kept a moving average "
-                   "(pick by the run's val.csv / val_ema.csv)")
+    p.add_argument("--weights", choices=EXPORT_WEIGHTS, default="auto",
+                   help="the moving average, the raw weights, or (auto, the default) whichever had "
+                   "the lower validation loss at the checkpoint's step (val.csv / val_ema.csv)")
     p.set_defaults(run=export)
 
     p = sub.add_parser("plot-training", help="plot a run's training and validation curves")
@@ -58,7 +58,7 @@ def export(args: argparse.Namespace) -> int:
     out = do_export(Path(args.checkpoint), Path(args.output) if args.output else None,
                     ship=args.output is None,
                     figures_dataset=Path(args.figures) if args.figures else None,
-                    moving_average=not args.raw)
+                    weights=args.weights)
     print(f"wrote {out}")
     return 0
 

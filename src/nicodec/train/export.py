@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 from datetime import UTC, datetime
@@ -11,23 +12,48 @@ import torch
 
 from nicodec.models import pretrained
 from nicodec.models.registry import build_model
+from nicodec.train.config import EXPORT_WEIGHTS
 from nicodec.train.data import is_validation, list_images
 
 CARD = Path("MODEL_CARD.md")
 
 
-def load_checkpoint_model(path: Path, moving_average: bool = True) -> tuple[torch.nn.Module, dict]:
-    """The checkpoint's model, with its moving-average weights when it has them and they are wanted."""
+def load_checkpoint_model(path: Path, weights: str = "auto") -> tuple[torch.nn.Module, dict]:
+    """The checkpoint's model with the wanted weights: its moving average, the raw ones, or
+    (auto) whichever scored the lower validation loss when the run ended."""
+    if weights not in EXPORT_WEIGHTS:
+        raise ValueError(f"weights must be one of {', '.join(EXPORT_WEIGHTS)}, not '{weights}'")
     ck = torch.load(path, map_location="cpu", weights_only=True)
     cfg = json.loads(ck["config"])
     model = build_model(cfg["model"], lambda_min=cfg["lambda_min"], lambda_max=cfg["lambda_max"],
                         **cfg["model_config"])
     model.load_state_dict(ck["model"])
-    ema = (ck.get("ema") or {}) if moving_average else {}
-    if ema:  # ship the moving average: the raw weights carry the learning rate's noise
+    ema = ck.get("ema") or {}
+    if weights == "average" and not ema:
+        raise ValueError(f"{path} has no moving average (the run had ema = 0)")
+    if weights == "auto" and ema:
+        raw, average = (validation_loss(path.parent / name, ck["step"], model)
+                        for name in ("val.csv", "val_ema.csv"))
+        # without validation at the final step, the average: the raw weights carry the lr's noise
+        weights = "raw" if raw is not None and average is not None and raw < average else "average"
+    if weights == "average":
         model.load_state_dict(ema, strict=False)
     return model.eval(), {"step": ck["step"], "wall_s": ck["wall"], "cpu_s": ck["cpu"],
-                          "config": cfg, "weights": "moving average" if ema else "raw"}
+                          "config": cfg, "weights": "moving average" if weights == "average" else "raw"}
+
+
+def validation_loss(csv_path: Path, step: int, model: torch.nn.Module) -> float | None:
+    """Sum over the validated levels of bpp + lambda(t)·255²·MSE at `step`, if it was validated."""
+    if not csv_path.exists():
+        return None
+    with csv_path.open() as f:
+        rows = [r for r in csv.DictReader(f) if int(r["step"]) == step]
+    if not rows:
+        return None
+    t = torch.tensor([float(r["t"]) for r in rows])
+    bpp = torch.tensor([float(r["bpp"]) for r in rows])
+    mse = 10 ** (-torch.tensor([float(r["psnr"]) for r in rows]) / 10)
+    return float((bpp + model.lam(t) * 255.0**2 * mse).sum())
 
 
 def data_manifest(folder: Path, val_every: int) -> dict:
@@ -74,9 +100,9 @@ def codec_figures(dataset: Path, qualities: tuple[int, ...] = FIGURE_QUALITIES) 
 
 
 def export(checkpoint: Path, out: Path | None = None, ship: bool = True,
-           figures_dataset: Path | None = None, card: Path = CARD, moving_average: bool = True) -> Path:
+           figures_dataset: Path | None = None, card: Path = CARD, weights: str = "auto") -> Path:
     """Write inference weights; with `ship`, into the package, updating manifest and card."""
-    model, info = load_checkpoint_model(checkpoint, moving_average)
+    model, info = load_checkpoint_model(checkpoint, weights)
     data = pretrained.to_bytes(model, {k: info[k] for k in ("step", "wall_s", "cpu_s")})
     name = model.name
     if out is None:
