@@ -50,6 +50,18 @@ def test_resume_reproduces_uninterrupted_run(tiny_config, tmp_path, ema):
     assert all(torch.equal(a["ema"][k], b["ema"][k]) for k in a["ema"])
 
 
+def test_resume_forgets_the_logs_of_the_lost_interval(tiny_config):
+    cfg = tiny_config(steps=4)
+    Trainer(cfg).run()
+    log = Path(cfg.out) / "train.csv"
+    with log.open("a") as f:  # what a run killed after its last checkpoint leaves behind
+        f.write("6,-1,-1,-1,-1,-1,-1\n")
+    Trainer(tiny_config(steps=6), resume=True).run()
+    with log.open() as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == [2, 4, 6] and float(rows[-1]["loss"]) > 0
+
+
 def test_moving_average_is_validated_and_exported(tiny_config):
     cfg = tiny_config(steps=6, ema=0.5, validate_steps=4)
     trainer = Trainer(cfg)

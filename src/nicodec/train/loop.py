@@ -296,7 +296,7 @@ class Trainer:
         self.data = CropCache.open(Path(cfg.cache))
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._request_stop)
-        logger = MetricLogger(self.out) if self.rank == 0 else None
+        logger = MetricLogger(self.out, self.step) if self.rank == 0 else None
         bar = None
         if self.rank == 0 and cfg.progress:
             from tqdm import tqdm
@@ -344,11 +344,26 @@ class Trainer:
 class MetricLogger:
     """Appends train/val metrics to CSV files and TensorBoard in the run folder."""
 
-    def __init__(self, out: Path) -> None:
+    def __init__(self, out: Path, step: int) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         self.out = out
-        self.tb = SummaryWriter(str(out / "tb"))
+        for name in ("train.csv", "val.csv", "val_ema.csv"):
+            self._drop_after(out / name, step)
+        self.tb = SummaryWriter(str(out / "tb"), purge_step=step + 1)
+
+    @staticmethod
+    def _drop_after(path: Path, step: int) -> None:
+        """Forget rows logged after the checkpoint the run starts from (a killed run's last
+        interval, replayed now), so every step appears once."""
+        if not path.exists():
+            return
+        with path.open(newline="") as f:
+            rows = list(csv.reader(f))
+        kept = rows[:1] + [r for r in rows[1:] if int(r[0]) <= step]
+        if len(kept) < len(rows):
+            with path.open("w", newline="") as f:
+                csv.writer(f).writerows(kept)
 
     def _append(self, name: str, row: dict) -> None:
         path = self.out / name
