@@ -20,9 +20,9 @@ else
   start=(--init src/nicodec/weights/hyperprior.safetensors)
 fi
 echo "$(date -u +%H:%M) long stage ($long)"
-"${train[@]}" "${start[@]}" --lr 2e-4 --warmup-steps 300 --time-budget "$long"
+"${train[@]}" "${start[@]}" --warmup-steps 100 --time-budget "$long"
 echo "$(date -u +%H:%M) low-lr stage ($low)"
-"${train[@]}" --resume --batch 16 --lr 5e-5 --warmup-steps 0 --time-budget "$low"
+"${train[@]}" --resume --batch 16 --lr 3e-5 --warmup-steps 0 --time-budget "$low"
 echo "$(date -u +%H:%M) export"
 .venv/bin/nicodec export runs/hyperprior/checkpoint.pt --figures ../shared/data/kodak
 echo "$(date -u +%H:%M) evaluation"
