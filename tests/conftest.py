@@ -45,12 +45,12 @@ def crop_array(crop: Image.Image) -> np.ndarray:
     return np.asarray(crop)
 
 
-def with_threads(n: int, fn, *args):
-    """fn(*args) with torch limited to n threads."""
+def with_threads(n: int, fn, *args, **kwargs):
+    """fn(*args, **kwargs) with torch limited to n threads."""
     old = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
-        return fn(*args)
+        return fn(*args, **kwargs)
     finally:
         torch.set_num_threads(old)
 

@@ -17,7 +17,7 @@ from nicodec import compress, decompress
 from nicodec.models.pretrained import load_model
 from nicodec.models.registry import MODELS
 from nicodec.train.config import TrainConfig, parse_duration
-from nicodec.train.export import codec_figures, export, load_checkpoint_model, validation_loss
+from nicodec.train.export import codec_figures, export, load_checkpoint_model, validation_loss, write_card
 from nicodec.train.loop import Trainer
 from tests.conftest import kodak_crop
 from tests.train.conftest import TINY_MODEL
@@ -186,6 +186,43 @@ def test_model_card_figures_use_the_real_codec(tmp_path):
     low, high = figures["20"], figures["80"]
     assert 0 < low["bpp"] < high["bpp"] and 20 < low["psnr"] < high["psnr"]
     assert 0.95 < high["real_over_estimated"] < 1.05 and 0 < low["ms_ssim"] < high["ms_ssim"] < 1
+
+
+def test_checkerboard_warm_starts_from_hyperprior_weights(tiny_config, tmp_path, crop, capsys):
+    cfg = tiny_config(steps=3)
+    Trainer(cfg).run()
+    hyper = export(Path(cfg.out) / "checkpoint.pt", tmp_path / "hyper.safetensors", ship=False)
+    warm = Trainer(tiny_config(steps=5, model="checkerboard", init=str(hyper), out=str(tmp_path / "cb")))
+    assert "warm start from 'hyperprior' weights: context, entropy_net start fresh" in capsys.readouterr().err
+    assert warm.step == 3
+    # it begins exactly as the hyperprior it came from: same bits, same reconstruction
+    x = torch.from_numpy(np.array(crop.convert("RGB"))[:64, :64]).permute(2, 0, 1)[None].float() / 255
+    t = torch.tensor([4.0])
+    with torch.no_grad():
+        before, after = load_model(str(hyper)).net(x, t, noise=False), warm.model(x, t, noise=False)
+    assert torch.equal(before["bits"], after["bits"]) and torch.equal(before["x_hat"], after["x_hat"])
+    warm.run()
+    assert warm.step == 5
+    factorized = tiny_config(steps=1, model="factorized", out=str(tmp_path / "fp"))
+    Trainer(factorized).run()
+    flat = export(Path(factorized.out) / "checkpoint.pt", tmp_path / "fp.safetensors", ship=False)
+    with pytest.raises(ValueError, match="'factorized' model file does not fit a 'hyperprior' model"):
+        Trainer(tiny_config(init=str(flat), out=str(tmp_path / "bad")))
+
+
+def test_model_card_marks_the_latest_export_as_default(tmp_path):
+    card = tmp_path / "card.md"
+    entry = {"file": "x.safetensors", "sha256": "0" * 64, "exported": "now", "steps": 1,
+             "wall_hours": 0.1, "cpu_hours": 0.2, "weights": "raw", "recipe": {}, "kodak": {},
+             "data": {"folder": "d", "train_files": 2, "validation_files": 1, "names_sizes_sha256": "ab"}}
+    write_card(card, {**entry, "model": "hyperprior"})
+    card.write_text(card.read_text() + "\nkept by hand\n")
+    write_card(card, {**entry, "model": "checkerboard"})
+    write_card(card, {**entry, "model": "checkerboard", "steps": 2})
+    text = card.read_text()
+    assert "## `hyperprior`\n" in text and "## `checkerboard` (default)\n" in text
+    assert text.count("(default)") == 1 and text.count("<!-- model:checkerboard -->") == 1
+    assert "kept by hand" in text and "after **2 steps**" in text
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

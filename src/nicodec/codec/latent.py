@@ -62,13 +62,14 @@ def _passes(model: InferenceModel, z_hat: torch.Tensor) -> Generator[Pass, torch
         yield torch.ones_like(mean, dtype=torch.bool), mean, scale
         return
     entropy_net = model.integer["entropy_net"]
-    params = entropy_net(torch.cat([hyper, torch.zeros_like(hyper)], 1), fixed_point=True)
+    # the entropy network corrects the hyperprior's parameters (integer addition: exact)
+    params = hyper + entropy_net(torch.cat([hyper, torch.zeros_like(hyper)], 1), fixed_point=True)
     mean_a, scale_a = params.chunk(2, dim=1)
     anchors = anchor_mask(*mean_a.shape[2:]).bool().expand_as(mean_a)
     symbols = yield anchors, mean_a, scale_a
     y_hat_anchors = torch.where(anchors, symbols * ONE + mean_a, 0)  # exact fixed point
     ctx = model.integer["context"](y_hat_anchors, fixed_point=True)
-    mean_n, scale_n = entropy_net(torch.cat([hyper, ctx], 1), fixed_point=True).chunk(2, dim=1)
+    mean_n, scale_n = (hyper + entropy_net(torch.cat([hyper, ctx], 1), fixed_point=True)).chunk(2, dim=1)
     yield ~anchors, mean_n, scale_n
 
 

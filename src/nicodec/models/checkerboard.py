@@ -4,6 +4,10 @@ Latents split into anchors ((i + j) even) and the rest. Anchors are coded with p
 the hyperprior alone; the others additionally see their decoded anchor neighbours through a
 masked 5x5 convolution. Both passes are fully parallel, unlike a raster-scan context model, and
 both are evaluated exactly by integer networks at decode time.
+
+The entropy network predicts a correction to the hyperprior's (mean, scale), and its last layer
+starts at zero: a model warm-started from trained `hyperprior` weights (`nicodec train --init`)
+begins exactly where that hyperprior is and only has to learn what the context adds.
 """
 
 from __future__ import annotations
@@ -51,6 +55,12 @@ class CheckerboardHyperprior(MeanScaleHyperprior):
         self.entropy_net = nn.Sequential(conv(4 * M, 10 * M // 3, 1, 1), nn.ReLU(inplace=True),
                                          conv(10 * M // 3, 8 * M // 3, 1, 1), nn.ReLU(inplace=True),
                                          conv(8 * M // 3, 2 * M, 1, 1))
+        nn.init.zeros_(self.entropy_net[-1].weight)
+        nn.init.zeros_(self.entropy_net[-1].bias)
+
+    def parameters_of(self, hyper: torch.Tensor, ctx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, scale): the hyperprior's, corrected from the anchor context."""
+        return (hyper + self.entropy_net(torch.cat([hyper, ctx], 1)).float()).chunk(2, 1)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, noise: bool = True) -> dict[str, torch.Tensor]:
         y = self.analyse(x, t)
@@ -59,10 +69,10 @@ class CheckerboardHyperprior(MeanScaleHyperprior):
         z_lik_in = z + torch.empty_like(z).uniform_(-0.5, 0.5) if noise else z_hat
         hyper = self.h_s(z_hat).float()
         anchors = anchor_mask(y.shape[2], y.shape[3], y.device)
-        mean_a, scale_a = self.entropy_net(torch.cat([hyper, torch.zeros_like(hyper)], 1)).float().chunk(2, 1)
+        mean_a, scale_a = self.parameters_of(hyper, torch.zeros_like(hyper))
         y_hat_a = (ste_round(y - mean_a) + mean_a) * anchors
         ctx = self.context(y_hat_a).float()
-        mean_n, scale_n = self.entropy_net(torch.cat([hyper, ctx], 1)).float().chunk(2, 1)
+        mean_n, scale_n = self.parameters_of(hyper, ctx)
         mean = anchors * mean_a + (1 - anchors) * mean_n
         scale = anchors * scale_a + (1 - anchors) * scale_n
         residual = y - mean

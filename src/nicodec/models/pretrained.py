@@ -116,14 +116,21 @@ def _integer_tensors(tensors: dict[str, torch.Tensor], name: str) -> dict[str, t
     return {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
 
 
-def state_dict_from(net: nn.Module, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def fresh_networks(net: VariableRateModel, tensors: dict[str, torch.Tensor]) -> list[str]:
+    """Sub-networks of `net` a model file has no weights for (it is of a smaller zoo model)."""
+    stored = {k.removeprefix("codec.").split(".")[0] for k in tensors}
+    return [name for name, _ in net.named_children() if name not in stored]
+
+
+def state_dict_from(net: VariableRateModel, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Float32 state dict for `net` from a model file's tensors (integer nets dequantized;
-    buffers such as masks come from the freshly built `net`)."""
+    buffers such as masks, and sub-networks the file lacks, come from the freshly built `net`)."""
     state = dict(net.state_dict())
     state.update({k: v.float() for k, v in tensors.items() if not k.startswith("codec.")})
     for name in net.integer_nets:
-        ints = IntegerSynthesis.dequantize(getattr(net, name), _integer_tensors(tensors, name))
-        state.update({f"{name}.{k}": v for k, v in ints.items()})
+        if ints := _integer_tensors(tensors, name):
+            ints = IntegerSynthesis.dequantize(getattr(net, name), ints)
+            state.update({f"{name}.{k}": v for k, v in ints.items()})
     return state
 
 
@@ -176,6 +183,8 @@ def load_model(name_or_path: str | None = None) -> InferenceModel:
 def find_model(model_id: str) -> InferenceModel:
     """The shipped model whose id a .nic file names."""
     for name in manifest()["models"]:
+        if not model_id.startswith(f"{name}-"):  # ids are name-sha: load only the candidate
+            continue
         model = load_model(name)
         if model.model_id == model_id:
             return model

@@ -11,7 +11,6 @@ MODELS: dict[str, type[VariableRateModel]] = {
     cls.name: cls
     for cls in (MeanScaleHyperprior, CheckerboardHyperprior, FactorizedPrior, SeedAutoencoder)
 }
-DEFAULT_MODEL = MeanScaleHyperprior.name
 
 
 def build_model(name: str, **config: object) -> VariableRateModel:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -133,7 +134,8 @@ def export(checkpoint: Path, out: Path | None = None, ship: bool = True,
 
 
 def write_card(card: Path, entry: dict) -> None:
-    """Replace the model's block in the card (between markers), keeping the rest by hand."""
+    """Replace the model's block in the card (between markers), keeping the rest by hand. An
+    exported model becomes the default: its heading says so, the previous default's no longer."""
     start, end = f"<!-- model:{entry['model']} -->", f"<!-- /model:{entry['model']} -->"
     lines = [start, f"## `{entry['model']}` (default)", "",
              f"- weights: `src/nicodec/weights/{entry['file']}`, sha256 `{entry['sha256']}`",
@@ -155,6 +157,7 @@ def write_card(card: Path, entry: dict) -> None:
     lines.append(end)
     block = "\n".join(lines)
     text = card.read_text() if card.exists() else "# Model card\n\n"
+    text = re.sub(r"^(## `[^`]+`) \(default\)$", r"\1", text, flags=re.MULTILINE)
     if start in text and end in text:
         text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
     else:

@@ -25,7 +25,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from nicodec.models.base import GAIN_TABLES, LAMBDA_MAX, LAMBDA_MIN, LEVELS, Ladder, regrid
-from nicodec.models.pretrained import file_metadata, state_dict_from, training_record
+from nicodec.models.pretrained import file_metadata, fresh_networks, state_dict_from, training_record
 from nicodec.models.registry import build_model
 from nicodec.train.config import TrainConfig
 from nicodec.train.data import CropCache, sample_batch
@@ -104,17 +104,8 @@ class Trainer:
         self.step = 0
         self.wall = 0.0  # seconds of training over all resumed segments
         self.cpu = 0.0  # this process's CPU seconds (all its threads) over all segments
-        if cfg.init:  # e.g. the shipped weights: counters continue from their record
-            state = state_dict_from(self.model, load_file(cfg.init))
-            old = _ladder_of(json.loads(file_metadata(Path(cfg.init))["config"]))
-            if old != self.model.ladder:
-                self._report_regrid(old)
-                _regrid_gains(state, old, self.model.ladder)
-            self.model.load_state_dict(state)
-            record = training_record(Path(cfg.init))
-            self.step = int(record.get("step", 0))
-            self.wall, self.cpu = float(record.get("wall_s", 0)), float(record.get("cpu_s", 0))
-            self.scheduler.last_epoch = self.step  # as a resumed scheduler would be (warm-up)
+        if cfg.init:
+            self._init_from(Path(cfg.init))
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
         self.ema: dict[str, torch.Tensor] = {}
@@ -163,6 +154,32 @@ class Trainer:
         if self.cfg.lr_schedule == "cosine":
             return warm * 0.5 * (1 + math.cos(math.pi * min(step, self.cfg.steps) / self.cfg.steps))
         return warm
+
+    def _init_from(self, path: Path) -> None:
+        """Start from a model file (e.g. the shipped weights); counters continue from its record.
+
+        A file of another zoo model warm-starts the sub-networks both share (a `checkerboard`
+        from `hyperprior` weights); the rest keep their fresh initialisation.
+        """
+        meta, tensors = file_metadata(path), load_file(path)
+        state = state_dict_from(self.model, tensors)
+        foreign = set(state) - set(self.model.state_dict())
+        if foreign:
+            raise ValueError(f"--init {path}: a '{meta.get('model')}' model file does not fit a "
+                             f"'{self.model.name}' model")
+        old = _ladder_of(json.loads(meta["config"]))
+        if old != self.model.ladder:
+            self._report_regrid(old)
+            _regrid_gains(state, old, self.model.ladder)
+        fresh = fresh_networks(self.model, tensors)
+        if fresh and self.rank == 0:
+            print(f"warm start from '{meta.get('model')}' weights: {', '.join(fresh)} start fresh",
+                  file=sys.stderr)
+        self.model.load_state_dict(state)
+        record = training_record(path)
+        self.step = int(record.get("step", 0))
+        self.wall, self.cpu = float(record.get("wall_s", 0)), float(record.get("cpu_s", 0))
+        self.scheduler.last_epoch = self.step  # as a resumed scheduler would be (warm-up)
 
     def _report_regrid(self, old: Ladder) -> None:
         new = self.model.ladder
