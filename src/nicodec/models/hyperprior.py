@@ -1,4 +1,4 @@
-"""Mean-scale hyperprior (Minnen et al. 2018, without context): the default model."""
+"""Mean-scale hyperprior (Minnen et al. 2018, without context): the base of the default `checkerboard`."""
 
 from __future__ import annotations
 
