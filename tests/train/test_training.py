@@ -165,6 +165,17 @@ def test_config_validation_and_durations():
         TrainConfig.load(None, time_budget="soon")
 
 
+def test_a_config_extends_another(tmp_path):
+    configs = Path(__file__).resolve().parents[2] / "configs"
+    base = TrainConfig.load(configs / "hyperprior.toml")
+    variant = TrainConfig.load(configs / "checkerboard.toml")
+    assert (variant.model, variant.out) == ("checkerboard", "runs/checkerboard")
+    assert {**variant.to_dict(), "model": base.model, "out": base.out} == base.to_dict()
+    (tmp_path / "loop.toml").write_text('extends = "loop.toml"\n')
+    with pytest.raises(ValueError, match="extends itself"):
+        TrainConfig.load(tmp_path / "loop.toml")
+
+
 def test_export_roundtrips_into_codec(tiny_config, tmp_path, crop):
     cfg = tiny_config(steps=4, optimizer="sgd")
     Trainer(cfg).run()

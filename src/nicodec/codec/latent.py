@@ -61,15 +61,17 @@ def _passes(model: InferenceModel, z_hat: torch.Tensor) -> Generator[Pass, torch
         mean, scale = hyper.chunk(2, dim=1)
         yield torch.ones_like(mean, dtype=torch.bool), mean, scale
         return
-    entropy_net = model.integer["entropy_net"]
-    # the entropy network corrects the hyperprior's parameters (integer addition: exact)
-    params = hyper + entropy_net(torch.cat([hyper, torch.zeros_like(hyper)], 1), fixed_point=True)
-    mean_a, scale_a = params.chunk(2, dim=1)
+
+    def parameters_of(ctx: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The hyperprior's (mean, scale) corrected from the context (integer addition: exact)."""
+        correction = model.integer["entropy_net"](torch.cat([hyper, ctx], 1), fixed_point=True)
+        return (hyper + correction).chunk(2, dim=1)
+
+    mean_a, scale_a = parameters_of(torch.zeros_like(hyper))
     anchors = anchor_mask(*mean_a.shape[2:]).bool().expand_as(mean_a)
     symbols = yield anchors, mean_a, scale_a
     y_hat_anchors = torch.where(anchors, symbols * ONE + mean_a, 0)  # exact fixed point
-    ctx = model.integer["context"](y_hat_anchors, fixed_point=True)
-    mean_n, scale_n = (hyper + entropy_net(torch.cat([hyper, ctx], 1), fixed_point=True)).chunk(2, dim=1)
+    mean_n, scale_n = parameters_of(model.integer["context"](y_hat_anchors, fixed_point=True))
     yield ~anchors, mean_n, scale_n
 
 

@@ -68,7 +68,7 @@ class TrainConfig:
     def load(cls, path: str | Path | None = None, **overrides: Any) -> TrainConfig:
         values: dict[str, Any] = {}
         if path:
-            values.update(tomllib.loads(Path(path).read_text()))
+            values.update(_read_toml(Path(path)))
         values.update({k: v for k, v in overrides.items() if v is not None})
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
@@ -113,3 +113,15 @@ def config_fields() -> list[tuple[str, type, Any, str]]:
         default = f.default if f.default is not MISSING else None
         out.append((f.name, f.type, default, m.group(1) if m else ""))
     return out
+
+
+def _read_toml(path: Path, seen: frozenset[Path] = frozenset()) -> dict[str, Any]:
+    """A config file's values; `extends = "other.toml"` (next to it) supplies the ones it omits,
+    so a variant of a recipe states only what differs."""
+    if path.resolve() in seen:
+        raise ValueError(f"config {path} extends itself")
+    values = tomllib.loads(path.read_text())
+    base = values.pop("extends", None)
+    if base is None:
+        return values
+    return {**_read_toml(path.parent / base, seen | {path.resolve()}), **values}
