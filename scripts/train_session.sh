@@ -5,7 +5,7 @@
 # it, else starts from the shipped weights with a fresh optimizer (a checkerboard model without
 # shipped weights of its own warm-starts from the shipped hyperprior).
 #
-#   nohup scripts/train_session.sh 1h50m 28m > runs_session.log 2>&1 &
+#   nohup scripts/train_session.sh 1h50m 25m > runs_session.log 2>&1 &
 #
 # Budgets are wall-clock; export + evaluation take ~10 more minutes, plus ~8 on a machine whose
 # baseline cache (.cache/eval) is empty.
