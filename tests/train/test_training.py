@@ -221,6 +221,30 @@ def test_checkerboard_warm_starts_from_hyperprior_weights(tiny_config, tmp_path,
         Trainer(tiny_config(init=str(flat), out=str(tmp_path / "bad")))
 
 
+def test_init_widens_the_latent_of_a_smaller_model(tiny_config, tmp_path, crop, capsys):
+    cfg = tiny_config(steps=3, model="checkerboard")
+    Trainer(cfg).run()
+    narrow = export(Path(cfg.out) / "checkpoint.pt", tmp_path / "narrow.safetensors", ship=False)
+    wide_config = {**TINY_MODEL, "M": TINY_MODEL["M"] + 8}
+    wide = Trainer(tiny_config(steps=6, model="checkerboard", model_config=wide_config,
+                               init=str(narrow), out=str(tmp_path / "wide")))
+    assert "latent widened from M=16 to M=24" in capsys.readouterr().err
+    assert wide.step == 3
+    x = torch.from_numpy(np.array(crop.convert("RGB"))[:64, :64]).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        before = load_model(str(narrow)).net(x, torch.tensor([2.0]), noise=False)
+        after = wide.model(x, torch.tensor([2.0]), noise=False)
+    assert torch.allclose(before["x_hat"], after["x_hat"], atol=1e-5)
+    assert torch.count_nonzero(wide.model.g_a[-1].weight[16:]) == 0
+    wide.run()
+    assert wide.step == 6 and torch.count_nonzero(wide.model.g_a[-1].weight[16:]) > 0  # they learn
+    with pytest.raises(ValueError, match="only the latent width M may grow"):
+        Trainer(tiny_config(model="checkerboard", model_config={"N": 24, "M": 24}, init=str(narrow),
+                            out=str(tmp_path / "bad")))
+    with pytest.raises(ValueError, match="export it and start from the file with --init"):
+        Trainer(tiny_config(model="checkerboard", model_config=wide_config), resume=True)
+
+
 def test_model_card_marks_the_latest_export_as_default(tmp_path):
     card = tmp_path / "card.md"
     entry = {"file": "x.safetensors", "sha256": "0" * 64, "exported": "now", "steps": 1,

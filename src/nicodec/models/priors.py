@@ -20,9 +20,29 @@ def _std_normal_cdf(x: torch.Tensor) -> torch.Tensor:
     return 0.5 * torch.erfc(-x / math.sqrt(2.0))
 
 
+class LowerBound(torch.autograd.Function):
+    """max(x, bound), whose gradient still passes where it would raise x (Ballé et al.).
+
+    A plain clamp has no gradient below the bound, so a scale pushed there can never come back:
+    a latent channel whose predicted scale sits at the floor then stays unused for good (as the
+    channels added by widening the latent did).
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, bound: float) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.bound = bound
+        return x.clamp_min(bound)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (x,) = ctx.saved_tensors
+        return grad * ((x >= ctx.bound) | (grad < 0)).to(grad.dtype), None
+
+
 def gaussian_likelihood(residual: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """P(integer bin around `residual`) under N(0, scale); symmetric form for tail accuracy."""
-    scale = scale.clamp_min(SCALE_MIN)
+    scale = LowerBound.apply(scale, SCALE_MIN)
     r = residual.abs()
     upper = _std_normal_cdf((0.5 - r) / scale)
     lower = _std_normal_cdf((-0.5 - r) / scale)

@@ -27,6 +27,7 @@ from torch import nn
 from nicodec.models.base import GAIN_TABLES, LAMBDA_MAX, LAMBDA_MIN, LEVELS, Ladder, regrid
 from nicodec.models.pretrained import file_metadata, fresh_networks, state_dict_from, training_record
 from nicodec.models.registry import build_model
+from nicodec.models.widen import fixed_architecture, widen_state
 from nicodec.train.config import TrainConfig
 from nicodec.train.data import CropCache, sample_batch
 
@@ -162,15 +163,26 @@ class Trainer:
         from `hyperprior` weights); the rest keep their fresh initialisation.
         """
         meta, tensors = file_metadata(path), load_file(path)
-        state = state_dict_from(self.model, tensors)
-        foreign = set(state) - set(self.model.state_dict())
-        if foreign:
+        config = json.loads(meta["config"])
+        m_old, m_new = config.get("M"), self.model.config.get("M")
+        if fixed_architecture(config) != fixed_architecture(self.model.config) or m_old != m_new \
+                and (m_old is None or m_new is None or m_old > m_new):
+            raise ValueError(f"--init {path}: its architecture {config} does not fit this run's "
+                             f"{self.model.config} (only the latent width M may grow)")
+        source = build_model(meta.get("model", ""), **config) if m_old != m_new else self.model
+        state = state_dict_from(source, tensors)
+        if set(state) - set(source.state_dict()):
             raise ValueError(f"--init {path}: a '{meta.get('model')}' model file does not fit a "
                              f"'{self.model.name}' model")
-        old = _ladder_of(json.loads(meta["config"]))
+        old = _ladder_of(config)
         if old != self.model.ladder:
             self._report_regrid(old)
             _regrid_gains(state, old, self.model.ladder)
+        if m_old != m_new:
+            if self.rank == 0:
+                print(f"latent widened from M={m_old} to M={m_new}: new channels start inert",
+                      file=sys.stderr)
+            state = widen_state(state, config, self.model)
         fresh = fresh_networks(self.model, tensors)
         if fresh and self.rank == 0:
             print(f"warm start from '{meta.get('model')}' weights: {', '.join(fresh)} start fresh",
@@ -221,7 +233,12 @@ class Trainer:
         if not path.exists():
             raise FileNotFoundError(f"no checkpoint to resume from at {path}")
         ck = torch.load(path, map_location=self.device, weights_only=True)
-        old = _ladder_of(_model_config(json.loads(ck["config"])))
+        saved = _model_config(json.loads(ck["config"]))
+        if fixed_architecture(saved) | {"M": saved.get("M")} != \
+                fixed_architecture(self.model.config) | {"M": self.model.config.get("M")}:
+            raise ValueError(f"{path} holds a model of {saved}, not {self.model.config}: resume with "
+                             "its settings, or export it and start from the file with --init")
+        old = _ladder_of(saved)
         if old != self.model.ladder:
             self._regrid_checkpoint(ck, old)
         self.model.load_state_dict(ck["model"])

@@ -1,0 +1,50 @@
+"""Widening the latent of a trained model keeps what it computes and lets the new channels learn."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from nicodec.models.pretrained import load_model
+from nicodec.models.registry import build_model
+from nicodec.models.widen import index_map, widen_state
+
+
+def test_index_map_grows_latent_blocks_and_hidden_tails():
+    assert index_map(6, 6, 3, 5).tolist() == list(range(6))
+    assert index_map(6, 10, 3, 5).tolist() == [0, 1, 2, 5, 6, 7]  # (mean, scale) halves of 2M
+    assert index_map(4, 7, 3, 5).tolist() == [0, 1, 2, 3]  # a hidden width
+    with pytest.raises(ValueError, match="cannot shrink"):
+        index_map(7, 4, 3, 5)
+
+
+def test_widened_shipped_model_computes_the_same(crop):
+    shipped = load_model().net
+    m = shipped.config["M"]
+    wide = build_model(shipped.name, **{**shipped.config, "M": m + 8})
+    wide.load_state_dict(widen_state(shipped.state_dict(), shipped.config, wide))
+    x = torch.from_numpy(np.array(crop)[:128, :128]).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        for level in (0.0, 4.5, shipped.levels - 1.0):
+            t = torch.tensor([level])
+            before, after = shipped.eval()(x, t, noise=False), wide.eval()(x, t, noise=False)
+            assert torch.allclose(before["x_hat"], after["x_hat"], atol=1e-5)
+            # the 8 new channels cost well under a thousandth of a bit each position
+            assert 0 <= float(after["bits"] - before["bits"]) < 1e-3 * 8 * 8 * 8
+            assert torch.equal(after["bits_z"], before["bits_z"])
+    assert torch.count_nonzero(wide.g_a[-1].weight[m:]) == 0  # new latent channels start at zero
+    assert torch.count_nonzero(wide.g_s[0].weight[m:]) > 0  # and are read by random weights
+
+
+def test_new_channels_get_a_gradient(crop):
+    old = build_model("checkerboard", N=16, M=12, levels=5)
+    wide = build_model("checkerboard", N=16, M=20, levels=5)
+    wide.load_state_dict(widen_state(old.state_dict(), old.config, wide))
+    x = torch.from_numpy(np.array(crop)[:64, :128]).permute(2, 0, 1)[None].float() / 255
+    out = wide(x, torch.tensor([3.0]))
+    (out["bits"].sum() / 1e3 + ((out["x_hat"] - x) ** 2).sum()).backward()
+    assert wide.g_a[-1].weight.grad[12:].abs().sum() > 0
+    for other in ({"N": 24, "M": 20}, {"N": 16, "M": 8}):  # only M, and only up
+        with pytest.raises(ValueError, match="only the latent width M may grow"):
+            widen_state(old.state_dict(), old.config, build_model("checkerboard", **other, levels=5))
