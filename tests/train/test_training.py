@@ -170,7 +170,9 @@ def test_a_config_extends_another(tmp_path):
     base = TrainConfig.load(configs / "hyperprior.toml")
     variant = TrainConfig.load(configs / "checkerboard.toml")
     assert (variant.model, variant.out) == ("checkerboard", "runs/checkerboard")
-    assert {**variant.to_dict(), "model": base.model, "out": base.out} == base.to_dict()
+    assert variant.model_config == {**base.model_config, "M": 320}  # only what it states differs
+    assert {**variant.to_dict(), "model": base.model, "out": base.out,
+            "model_config": base.model_config} == base.to_dict()
     (tmp_path / "loop.toml").write_text('extends = "loop.toml"\n')
     with pytest.raises(ValueError, match="extends itself"):
         TrainConfig.load(tmp_path / "loop.toml")
