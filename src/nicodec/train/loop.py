@@ -160,7 +160,8 @@ class Trainer:
         """Start from a model file (e.g. the shipped weights); counters continue from its record.
 
         A file of another zoo model warm-starts the sub-networks both share (a `checkerboard`
-        from `hyperprior` weights); the rest keep their fresh initialisation.
+        from `hyperprior` weights); the rest keep their fresh initialisation. A file with a
+        narrower latent (M) is widened without changing what it computes (`models/widen.py`).
         """
         meta, tensors = file_metadata(path), load_file(path)
         config = json.loads(meta["config"])
