@@ -53,9 +53,14 @@ def _last_layer(model: nn.Module, name: str) -> str | None:
     return f"{name}.{convs[-1]}" if convs else None
 
 
+def architecture(config: dict) -> dict:
+    """A model's settings without its rate ladder, which a run may re-sample (see `regrid`)."""
+    return {k: v for k, v in config.items() if k not in ("levels", "lambda_min", "lambda_max")}
+
+
 def fixed_architecture(config: dict) -> dict:
-    """What widening must leave unchanged: the architecture settings but M and the rate ladder."""
-    return {k: v for k, v in config.items() if k not in ("M", "levels", "lambda_min", "lambda_max")}
+    """What widening must leave unchanged: the architecture settings but M."""
+    return {k: v for k, v in architecture(config).items() if k != "M"}
 
 
 def widen_state(old: dict[str, torch.Tensor], old_config: dict, model: nn.Module) -> dict[str, torch.Tensor]:

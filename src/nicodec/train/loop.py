@@ -27,7 +27,7 @@ from torch import nn
 from nicodec.models.base import GAIN_TABLES, LAMBDA_MAX, LAMBDA_MIN, LEVELS, Ladder, regrid
 from nicodec.models.pretrained import file_metadata, fresh_networks, state_dict_from, training_record
 from nicodec.models.registry import build_model
-from nicodec.models.widen import fixed_architecture, widen_state
+from nicodec.models.widen import architecture, fixed_architecture, widen_state
 from nicodec.train.config import TrainConfig
 from nicodec.train.data import CropCache, sample_batch
 
@@ -235,8 +235,7 @@ class Trainer:
             raise FileNotFoundError(f"no checkpoint to resume from at {path}")
         ck = torch.load(path, map_location=self.device, weights_only=True)
         saved = _model_config(json.loads(ck["config"]))
-        if fixed_architecture(saved) | {"M": saved.get("M")} != \
-                fixed_architecture(self.model.config) | {"M": self.model.config.get("M")}:
+        if architecture(saved) != architecture(self.model.config):
             raise ValueError(f"{path} holds a model of {saved}, not {self.model.config}: resume with "
                              "its settings, or export it and start from the file with --init")
         old = _ladder_of(saved)
