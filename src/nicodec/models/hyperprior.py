@@ -40,6 +40,6 @@ class MeanScaleHyperprior(VariableRateModel):
         y_lik_in = residual + torch.empty_like(y).uniform_(-0.5, 0.5) if noise else torch.round(residual)
         y_hat = ste_round(residual) + mean
         x_hat = self.synthesize(y_hat, t)
-        bits_y = -torch.log2(gaussian_likelihood(y_lik_in, scale)).sum(dim=(1, 2, 3))
+        bits_y = -torch.log2(gaussian_likelihood(y_lik_in, scale)).sum(dim=(2, 3))  # [B, M]
         bits_z = -torch.log2(self.z_prior.likelihood(z_lik_in)).sum(dim=(1, 2, 3))
-        return {"x_hat": x_hat, "bits": bits_y + bits_z, "bits_y": bits_y, "bits_z": bits_z}
+        return {"x_hat": x_hat, "bits": bits_y.sum(1) + bits_z, "bits_y": bits_y, "bits_z": bits_z}

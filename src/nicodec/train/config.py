@@ -62,6 +62,10 @@ class TrainConfig:
     log_steps: int = 20
     grad_clip: float = 1.0
     ema: float = 0.0  # decay of a moving average of the weights, validated and exported (0: off)
+    wake_channels: int = 0  # latent channels from this index on pay a discounted rate (0: off)
+    wake_discount: float = 0.9  # share of their rate waived at wake_start, falling to 0 at wake_end
+    wake_start: int = 0  # step where the discount starts (at full strength)
+    wake_end: int = 0  # step where it has fallen linearly to nothing
     progress: bool = True
 
     @classmethod
@@ -92,6 +96,8 @@ class TrainConfig:
             raise ValueError("ms-ssim needs crop >= 192 (five scales of an 11-pixel window)")
         if self.lr_schedule == "cosine" and not self.steps:
             raise ValueError("the cosine schedule needs steps")
+        if self.wake_channels and not (0 < self.wake_discount <= 1 and self.wake_end > self.wake_start):
+            raise ValueError("waking channels needs 0 < wake_discount <= 1 and wake_end > wake_start")
         parse_duration(self.time_budget or 0)
 
     @property

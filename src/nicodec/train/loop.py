@@ -35,11 +35,16 @@ MSSSIM_WEIGHT = 1000.0  # maps the MSE lambda ladder onto (1 - MS-SSIM) distorti
 CHECKPOINT = "checkpoint.pt"
 
 
-def rd_loss(cfg: TrainConfig, model: nn.Module, out: dict, x: torch.Tensor,
-            t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(loss, bpp, mse) averaged over the batch: bpp + lambda(t) * distortion."""
+def rd_loss(cfg: TrainConfig, model: nn.Module, out: dict, x: torch.Tensor, t: torch.Tensor,
+            waived: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss, bpp, mse) averaged over the batch: bpp + lambda(t) * distortion.
+
+    `waived` [M] is the share of each latent channel's bits the loss does not charge (see
+    `wake_discount`); the bpp returned is always the full rate.
+    """
     pixels = x.shape[2] * x.shape[3]
     bpp = out["bits"] / pixels
+    charged = bpp if waived is None else bpp - (out["bits_y"] * waived).sum(1) / pixels
     mse = ((out["x_hat"] - x) ** 2).mean(dim=(1, 2, 3))
     lam = model.lam(t)
     if cfg.loss == "mse":
@@ -47,7 +52,7 @@ def rd_loss(cfg: TrainConfig, model: nn.Module, out: dict, x: torch.Tensor,
     else:
         distortion = MSSSIM_WEIGHT * (1 - ms_ssim(out["x_hat"].clamp(0, 1), x, data_range=1.0,
                                                   size_average=False))
-    return (bpp + lam * distortion).mean(), bpp.mean(), mse.mean()
+    return (charged + lam * distortion).mean(), bpp.mean(), mse.mean()
 
 
 def _model_config(cfg: dict) -> dict:
@@ -99,6 +104,9 @@ class Trainer:
         torch.manual_seed(cfg.seed + self.rank)
         self.rng = np.random.default_rng(cfg.seed + self.rank)
         self.model = build_model(cfg.model, **_model_config(cfg.to_dict())).to(self.device)
+        if cfg.wake_channels and not (self.model.entropy == "hyperprior"
+                                      and cfg.wake_channels < self.model.config["M"]):
+            raise ValueError("wake_channels needs a hyperprior model with more latent channels")
         self.optimizer = self._optimizer()
         self.segment_start = 0  # step at which this process started training (see _lr_factor)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
@@ -263,7 +271,7 @@ class Trainer:
         self.model.train()
         with self._autocast():
             out = self.net(x, t)
-        loss, bpp, mse = rd_loss(self.cfg, self.model, out, x, t)
+        loss, bpp, mse = rd_loss(self.cfg, self.model, out, x, t, self.waived())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.grad_clip:
@@ -275,6 +283,21 @@ class Trainer:
                 torch._foreach_lerp_(*self._ema_pairs, 1 - self.cfg.ema)
         self.step += 1
         return loss.item(), bpp.item(), mse.item()
+
+    def waived(self) -> torch.Tensor | None:
+        """Share of each latent channel's rate the loss waives at this step, or None.
+
+        Channels added by widening start below the rounding threshold, where the noise proxy
+        charges any signal steeply at the floor scale, so they never open (session 9); a rate
+        discount that fades out lets them start carrying symbols first.
+        """
+        cfg = self.cfg
+        if not cfg.wake_channels or not cfg.wake_start <= self.step < cfg.wake_end:
+            return None
+        share = cfg.wake_discount * (cfg.wake_end - self.step) / (cfg.wake_end - cfg.wake_start)
+        waived = torch.zeros(self.model.config["M"], device=self.device)
+        waived[cfg.wake_channels:] = share
+        return waived
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.from_numpy(sample_batch(self.data.train, self.cfg.batch, self.cfg.crop, self.rng))
