@@ -76,8 +76,9 @@ class CheckerboardHyperprior(MeanScaleHyperprior):
         mean = anchors * mean_a + (1 - anchors) * mean_n
         scale = anchors * scale_a + (1 - anchors) * scale_n
         residual = y - mean
-        y_lik_in = residual + torch.empty_like(y).uniform_(-0.5, 0.5) if noise else torch.round(residual)
+        y_lik_in = (self.rate_input(y) - mean + torch.empty_like(y).uniform_(-0.5, 0.5) if noise
+                    else torch.round(residual))
         x_hat = self.synthesize(ste_round(residual) + mean, t)
-        bits_y = -torch.log2(gaussian_likelihood(y_lik_in, scale)).sum(dim=(2, 3))  # [B, M]
+        bits_y = -torch.log2(gaussian_likelihood(y_lik_in, scale)).sum(dim=(1, 2, 3))
         bits_z = -torch.log2(self.z_prior.likelihood(z_lik_in)).sum(dim=(1, 2, 3))
-        return {"x_hat": x_hat, "bits": bits_y.sum(1) + bits_z, "bits_y": bits_y, "bits_z": bits_z}
+        return {"x_hat": x_hat, "bits": bits_y + bits_z, "bits_y": bits_y, "bits_z": bits_z}

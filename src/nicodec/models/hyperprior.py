@@ -28,6 +28,14 @@ class MeanScaleHyperprior(VariableRateModel):
         self.h_s = nn.Sequential(deconv(N, M), nn.ReLU(inplace=True), deconv(M, M * 3 // 2),
                                  nn.ReLU(inplace=True), conv(M * 3 // 2, 2 * M, 3, 1))
         self.z_prior = FactorizedDensity(N)
+        # share of the rate's gradient each latent channel passes back to the encoder (training)
+        self.register_buffer("rate_grad", torch.ones(M), persistent=False)
+
+    def rate_input(self, y: torch.Tensor) -> torch.Tensor:
+        """y as the rate term sees it: the encoder gets `rate_grad` of the rate's gradient per
+        channel, the entropy model all of it (`nicodec train --wake-channels`)."""
+        keep = self.rate_grad[None, :, None, None]
+        return keep * y + (1 - keep) * y.detach()
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, noise: bool = True) -> dict[str, torch.Tensor]:
         """Training/evaluation pass: reconstruction and the bits each sample costs."""
@@ -37,9 +45,10 @@ class MeanScaleHyperprior(VariableRateModel):
         z_lik_in = z + torch.empty_like(z).uniform_(-0.5, 0.5) if noise else z_hat
         mean, scale = self.h_s(z_hat).float().chunk(2, dim=1)
         residual = y - mean
-        y_lik_in = residual + torch.empty_like(y).uniform_(-0.5, 0.5) if noise else torch.round(residual)
+        y_lik_in = (self.rate_input(y) - mean + torch.empty_like(y).uniform_(-0.5, 0.5) if noise
+                    else torch.round(residual))
         y_hat = ste_round(residual) + mean
         x_hat = self.synthesize(y_hat, t)
-        bits_y = -torch.log2(gaussian_likelihood(y_lik_in, scale)).sum(dim=(2, 3))  # [B, M]
+        bits_y = -torch.log2(gaussian_likelihood(y_lik_in, scale)).sum(dim=(1, 2, 3))
         bits_z = -torch.log2(self.z_prior.likelihood(z_lik_in)).sum(dim=(1, 2, 3))
-        return {"x_hat": x_hat, "bits": bits_y.sum(1) + bits_z, "bits_y": bits_y, "bits_z": bits_z}
+        return {"x_hat": x_hat, "bits": bits_y + bits_z, "bits_y": bits_y, "bits_z": bits_z}

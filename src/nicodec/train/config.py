@@ -62,8 +62,8 @@ class TrainConfig:
     log_steps: int = 20
     grad_clip: float = 1.0
     ema: float = 0.0  # decay of a moving average of the weights, validated and exported (0: off)
-    wake_channels: int = 0  # latent channels from this index on pay a discounted rate (0: off)
-    wake_discount: float = 0.9  # share of their rate waived at wake_start, falling to 0 at wake_end
+    wake_channels: int = 0  # latent channels from this index on: encoder spared part of their rate (0: off)
+    wake_discount: float = 1.0  # share of their rate's gradient withheld at wake_start, 0 at wake_end
     wake_start: int = 0  # step where the discount starts (at full strength)
     wake_end: int = 0  # step where it has fallen linearly to nothing
     progress: bool = True

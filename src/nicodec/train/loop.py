@@ -35,16 +35,11 @@ MSSSIM_WEIGHT = 1000.0  # maps the MSE lambda ladder onto (1 - MS-SSIM) distorti
 CHECKPOINT = "checkpoint.pt"
 
 
-def rd_loss(cfg: TrainConfig, model: nn.Module, out: dict, x: torch.Tensor, t: torch.Tensor,
-            waived: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(loss, bpp, mse) averaged over the batch: bpp + lambda(t) * distortion.
-
-    `waived` [M] is the share of each latent channel's bits the loss does not charge (see
-    `wake_discount`); the bpp returned is always the full rate.
-    """
+def rd_loss(cfg: TrainConfig, model: nn.Module, out: dict, x: torch.Tensor,
+            t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss, bpp, mse) averaged over the batch: bpp + lambda(t) * distortion."""
     pixels = x.shape[2] * x.shape[3]
     bpp = out["bits"] / pixels
-    charged = bpp if waived is None else bpp - (out["bits_y"] * waived).sum(1) / pixels
     mse = ((out["x_hat"] - x) ** 2).mean(dim=(1, 2, 3))
     lam = model.lam(t)
     if cfg.loss == "mse":
@@ -52,7 +47,7 @@ def rd_loss(cfg: TrainConfig, model: nn.Module, out: dict, x: torch.Tensor, t: t
     else:
         distortion = MSSSIM_WEIGHT * (1 - ms_ssim(out["x_hat"].clamp(0, 1), x, data_range=1.0,
                                                   size_average=False))
-    return (charged + lam * distortion).mean(), bpp.mean(), mse.mean()
+    return (bpp + lam * distortion).mean(), bpp.mean(), mse.mean()
 
 
 def _model_config(cfg: dict) -> dict:
@@ -269,9 +264,11 @@ class Trainer:
 
     def train_step(self, x: torch.Tensor, t: torch.Tensor) -> tuple[float, float, float]:
         self.model.train()
+        if self.cfg.wake_channels:
+            self.model.rate_grad[self.cfg.wake_channels:] = 1.0 - self.withheld()
         with self._autocast():
             out = self.net(x, t)
-        loss, bpp, mse = rd_loss(self.cfg, self.model, out, x, t, self.waived())
+        loss, bpp, mse = rd_loss(self.cfg, self.model, out, x, t)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.grad_clip:
@@ -284,20 +281,18 @@ class Trainer:
         self.step += 1
         return loss.item(), bpp.item(), mse.item()
 
-    def waived(self) -> torch.Tensor | None:
-        """Share of each latent channel's rate the loss waives at this step, or None.
+    def withheld(self) -> float:
+        """Share of the rate's gradient withheld from the encoder on the woken channels now.
 
         Channels added by widening start below the rounding threshold, where the noise proxy
-        charges any signal steeply at the floor scale, so they never open (session 9); a rate
-        discount that fades out lets them start carrying symbols first.
+        charges any signal steeply at the floor scale, so they never open (session 9). While the
+        encoder is spared their rate they can open, and the entropy model, which still gets the
+        full gradient, learns to predict them; the share then fades linearly to nothing.
         """
         cfg = self.cfg
-        if not cfg.wake_channels or not cfg.wake_start <= self.step < cfg.wake_end:
-            return None
-        share = cfg.wake_discount * (cfg.wake_end - self.step) / (cfg.wake_end - cfg.wake_start)
-        waived = torch.zeros(self.model.config["M"], device=self.device)
-        waived[cfg.wake_channels:] = share
-        return waived
+        if not cfg.wake_start <= self.step < cfg.wake_end:
+            return 0.0
+        return cfg.wake_discount * (cfg.wake_end - self.step) / (cfg.wake_end - cfg.wake_start)
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.from_numpy(sample_batch(self.data.train, self.cfg.batch, self.cfg.crop, self.rng))
