@@ -37,6 +37,25 @@ def test_widened_shipped_model_computes_the_same(crop):
     assert torch.count_nonzero(wide.g_s[0].weight[m:]) > 0  # and are read by random weights
 
 
+def test_wider_transforms_compute_the_same_and_learn(crop):
+    shipped = load_model().net
+    n = shipped.config["N"]
+    wide = build_model(shipped.name, **{**shipped.config, "N": n + 8, "N_hyper": n})
+    wide.load_state_dict(widen_state(shipped.state_dict(), shipped.config, wide))
+    x = torch.from_numpy(np.array(crop)[:128, :128]).permute(2, 0, 1)[None].float() / 255
+    t = torch.tensor([7.0])
+    with torch.no_grad():
+        before, after = shipped.eval()(x, t, noise=False), wide.eval()(x, t, noise=False)
+    assert torch.allclose(before["x_hat"], after["x_hat"], atol=1e-5)
+    assert torch.equal(before["bits"], after["bits"])
+    assert wide.z_prior.biases[0].shape[0] == n  # the hyper-latent keeps its width
+    out = wide.train()(x, t)
+    (out["bits"].sum() / 1e3 + ((out["x_hat"] - x) ** 2).sum()).backward()
+    assert torch.count_nonzero(wide.g_a[2].weight[:n, n:]) == 0  # old units read new ones by zeros
+    assert wide.g_a[2].weight.grad[:, n:].abs().sum() > 0  # which learn from the first step
+    assert wide.g_s[2].weight.grad[n:].abs().sum() > 0
+
+
 def test_new_channels_get_a_gradient(crop):
     old = build_model("checkerboard", N=16, M=12, levels=5)
     wide = build_model("checkerboard", N=16, M=20, levels=5)
@@ -45,6 +64,6 @@ def test_new_channels_get_a_gradient(crop):
     out = wide(x, torch.tensor([3.0]))
     (out["bits"].sum() / 1e3 + ((out["x_hat"] - x) ** 2).sum()).backward()
     assert wide.g_a[-1].weight.grad[12:].abs().sum() > 0
-    for other in ({"N": 24, "M": 20}, {"N": 16, "M": 8}):  # only M, and only up
-        with pytest.raises(ValueError, match="only the latent width M may grow"):
+    for other in ({"N": 24, "M": 20}, {"N": 16, "M": 8}):  # not the hyper-latent; only up
+        with pytest.raises(ValueError, match="only the widths N and M may grow"):
             widen_state(old.state_dict(), old.config, build_model("checkerboard", **other, levels=5))

@@ -223,14 +223,14 @@ def test_checkerboard_warm_starts_from_hyperprior_weights(tiny_config, tmp_path,
         Trainer(tiny_config(init=str(flat), out=str(tmp_path / "bad")))
 
 
-def test_init_widens_the_latent_of_a_smaller_model(tiny_config, tmp_path, crop, capsys):
+def test_init_widens_a_smaller_model(tiny_config, tmp_path, crop, capsys):
     cfg = tiny_config(steps=3, model="checkerboard")
     Trainer(cfg).run()
     narrow = export(Path(cfg.out) / "checkpoint.pt", tmp_path / "narrow.safetensors", ship=False)
     wide_config = {**TINY_MODEL, "M": TINY_MODEL["M"] + 8}
     wide = Trainer(tiny_config(steps=6, model="checkerboard", model_config=wide_config,
                                init=str(narrow), out=str(tmp_path / "wide")))
-    assert "latent widened from M=16 to M=24" in capsys.readouterr().err
+    assert "widened (N=16→16, M=16→24)" in capsys.readouterr().err
     assert wide.step == 3
     x = torch.from_numpy(np.array(crop.convert("RGB"))[:64, :64]).permute(2, 0, 1)[None].float() / 255
     with torch.no_grad():
@@ -240,7 +240,14 @@ def test_init_widens_the_latent_of_a_smaller_model(tiny_config, tmp_path, crop, 
     assert torch.count_nonzero(wide.model.g_a[-1].weight[16:]) == 0
     wide.run()
     assert wide.step == 6 and torch.count_nonzero(wide.model.g_a[-1].weight[16:]) > 0  # they learn
-    with pytest.raises(ValueError, match="only the latent width M may grow"):
+    wider = Trainer(tiny_config(steps=4, model="checkerboard", init=str(narrow),
+                                model_config={"N": 24, "M": 16, "N_hyper": 16}, out=str(tmp_path / "wider")))
+    assert "widened (N=16→24, M=16→16)" in capsys.readouterr().err and wider.step == 3
+    wider.run()  # and the wider model codes real files
+    model = load_model(str(export(Path(wider.cfg.out) / "checkpoint.pt", tmp_path / "wider.safetensors",
+                                  ship=False)))
+    assert decompress(compress(crop, quality=40, model=model), model=model).size == crop.size
+    with pytest.raises(ValueError, match="only the widths N and M may grow"):  # hyper-latent too
         Trainer(tiny_config(model="checkerboard", model_config={"N": 24, "M": 24}, init=str(narrow),
                             out=str(tmp_path / "bad")))
     with pytest.raises(ValueError, match="export it and start from the file with --init"):

@@ -136,7 +136,7 @@ def decode_latents(model: InferenceModel, sections: dict[Kind, bytes], height: i
         y = coder.decode(_section(sections, Kind.Y), _section(sections, Kind.Y_ESCAPES),
                          _channel_index(shape), model.y_tables)
         return torch.from_numpy(y).double().reshape(shape)
-    z_shape = torch.Size((1, model.net.config["N"], height // ds, width // ds))
+    z_shape = torch.Size((1, model.net.hyper_channels, height // ds, width // ds))
     z = coder.decode(_section(sections, Kind.Z), _section(sections, Kind.Z_ESCAPES),
                      _channel_index(z_shape), model.z_tables)
     y_hat_fixed = torch.zeros(0)

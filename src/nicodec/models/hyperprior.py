@@ -19,15 +19,21 @@ class MeanScaleHyperprior(VariableRateModel):
     integer_nets = ("h_s",)
 
     def __init__(self, N: int = 128, M: int = 192, levels: int = LEVELS,
-                 lambda_min: float = LAMBDA_MIN, lambda_max: float = LAMBDA_MAX) -> None:
-        super().__init__(M, levels, lambda_min, lambda_max, N=N, M=M)
+                 lambda_min: float = LAMBDA_MIN, lambda_max: float = LAMBDA_MAX,
+                 N_hyper: int | None = None) -> None:
+        """`N_hyper` (the hyper-latent's width, N unless given) is separate so that the
+        transforms can be widened without adding hyper-latent channels, which would cost bits."""
+        H = N if N_hyper is None else N_hyper
+        super().__init__(M, levels, lambda_min, lambda_max, N=N, M=M,
+                         **({} if H == N else {"N_hyper": H}))
+        self.hyper_channels = H
         self.g_a = gdn_analysis(N, M)
         self.g_s = gdn_synthesis(N, M)
-        self.h_a = nn.Sequential(conv(M, N, 3, 1), nn.LeakyReLU(inplace=True), conv(N, N),
-                                 nn.LeakyReLU(inplace=True), conv(N, N))
-        self.h_s = nn.Sequential(deconv(N, M), nn.ReLU(inplace=True), deconv(M, M * 3 // 2),
+        self.h_a = nn.Sequential(conv(M, H, 3, 1), nn.LeakyReLU(inplace=True), conv(H, H),
+                                 nn.LeakyReLU(inplace=True), conv(H, H))
+        self.h_s = nn.Sequential(deconv(H, M), nn.ReLU(inplace=True), deconv(M, M * 3 // 2),
                                  nn.ReLU(inplace=True), conv(M * 3 // 2, 2 * M, 3, 1))
-        self.z_prior = FactorizedDensity(N)
+        self.z_prior = FactorizedDensity(H)
         # share of the rate's gradient each latent channel passes back to the encoder (training)
         self.register_buffer("rate_grad", torch.ones(M), persistent=False)
 

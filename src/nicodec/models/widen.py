@@ -1,15 +1,19 @@
-"""Grow a trained model's latent width M without changing what it computes (`nicodec train --init`).
+"""Grow a trained model's widths (latent M, transforms N) without changing what it computes
+(`nicodec train --init`).
 
-Training a wider latent from scratch would throw away every CPU-hour spent so far; widening keeps
+Training a wider model from scratch would throw away every CPU-hour spent so far; widening keeps
 each trained weight in place and adds channels that start inert:
 
 - the analysis transform's new latent channels output exactly zero, and the hyperprior and the
   context correction predict mean 0 and the smallest scale for them, so they cost no bits;
-- every weight that reads a new unit starts at zero, so old units compute what they did, except
+- every weight that reads a new unit (a latent channel, or a hidden unit of the transforms, which
+  starts with fresh random weights) starts at zero, so old units compute what they did, except
   the synthesis transform's weights on the new latent channels: those inputs are exactly zero, so
   random weights there change nothing yet give the new channels a gradient (with zeros on both
   sides of the latent, the new channels would never receive one);
-- the new channels' gain tables start at the mean of the trained ones.
+- the new channels' gain tables start at the mean of the trained ones;
+- the hyper-latent keeps its width (`N_hyper`): a new hyper-latent channel would cost bits from
+  its untrained density.
 
 Latent-shaped dimensions (k·M wide, e.g. the (mean, scale) halves of 2M) grow block by block,
 so a trained index keeps its meaning; hidden widths grow at the end.
@@ -23,6 +27,8 @@ from torch import nn
 from nicodec.models.base import GAIN_TABLES
 from nicodec.models.layers import GDN
 
+WIDTHS = ("N", "M")
+ONLY_WIDTHS = "only the widths N and M may grow"
 LATENT_OUTPUTS = ("g_a", "h_s", "entropy_net")  # last layers: latent, its (mean, scale), correction
 READS_LATENT = "g_s"  # its first layer reads the quantized latent
 
@@ -59,21 +65,29 @@ def architecture(config: dict) -> dict:
 
 
 def fixed_architecture(config: dict) -> dict:
-    """What widening must leave unchanged: the architecture settings but M."""
-    return {k: v for k, v in architecture(config).items() if k != "M"}
+    """What widening must leave unchanged: the architecture settings but N and M, and the
+    hyper-latent's width (which is N unless the model says otherwise)."""
+    fixed = {k: v for k, v in architecture(config).items() if k not in WIDTHS + ("N_hyper",)}
+    return {**fixed, "N_hyper": config.get("N_hyper", config.get("N"))}
+
+
+def can_widen(old: dict, new: dict) -> bool:
+    """Whether a model of `old` settings grows into one of `new` (or is the same)."""
+    return fixed_architecture(old) == fixed_architecture(new) and all(
+        old.get(k) is not None and new.get(k) is not None and old[k] <= new[k] for k in WIDTHS)
 
 
 def widen_state(old: dict[str, torch.Tensor], old_config: dict, model: nn.Module) -> dict[str, torch.Tensor]:
     """A state dict for `model` that computes what `old` (a model of `old_config`) computes.
 
-    Only M may differ, and only grow. Entries of `model` that `old` lacks (a sub-network a
+    Only N and M may differ, and only grow. Entries of `model` that `old` lacks (a sub-network a
     smaller zoo model does not have) keep their fresh initialisation. The gain tables must
     already be on `model`'s rate ladder.
     """
-    m_old, m_new = old_config["M"], model.config["M"]
-    if fixed_architecture(old_config) != fixed_architecture(model.config) or m_old > m_new:
+    if not can_widen(old_config, model.config):
         raise ValueError(f"cannot widen a model of {old_config} into one of {model.config} "
-                         "(only the latent width M may grow)")
+                         f"({ONLY_WIDTHS})")
+    m_old, m_new = old_config["M"], model.config["M"]
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     zero_new_outputs = {_last_layer(model, n) for n in LATENT_OUTPUTS}
     for key, value in old.items():

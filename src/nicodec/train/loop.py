@@ -27,7 +27,7 @@ from torch import nn
 from nicodec.models.base import GAIN_TABLES, LAMBDA_MAX, LAMBDA_MIN, LEVELS, Ladder, regrid
 from nicodec.models.pretrained import file_metadata, fresh_networks, state_dict_from, training_record
 from nicodec.models.registry import build_model
-from nicodec.models.widen import architecture, fixed_architecture, widen_state
+from nicodec.models.widen import ONLY_WIDTHS, WIDTHS, architecture, can_widen, widen_state
 from nicodec.train.config import TrainConfig
 from nicodec.train.data import CropCache, sample_batch
 
@@ -163,17 +163,16 @@ class Trainer:
         """Start from a model file (e.g. the shipped weights); counters continue from its record.
 
         A file of another zoo model warm-starts the sub-networks both share (a `checkerboard`
-        from `hyperprior` weights); the rest keep their fresh initialisation. A file with a
-        narrower latent (M) is widened without changing what it computes (`models/widen.py`).
+        from `hyperprior` weights); the rest keep their fresh initialisation. A file of a
+        narrower model (N, M) is widened without changing what it computes (`models/widen.py`).
         """
         meta, tensors = file_metadata(path), load_file(path)
         config = json.loads(meta["config"])
-        m_old, m_new = config.get("M"), self.model.config.get("M")
-        if fixed_architecture(config) != fixed_architecture(self.model.config) or m_old != m_new \
-                and (m_old is None or m_new is None or m_old > m_new):
+        if not can_widen(config, self.model.config):
             raise ValueError(f"--init {path}: its architecture {config} does not fit this run's "
-                             f"{self.model.config} (only the latent width M may grow)")
-        source = build_model(meta.get("model", ""), **config) if m_old != m_new else self.model
+                             f"{self.model.config} ({ONLY_WIDTHS})")
+        grows = architecture(config) != architecture(self.model.config)
+        source = build_model(meta.get("model", ""), **config) if grows else self.model
         state = state_dict_from(source, tensors)
         if set(state) - set(source.state_dict()):
             raise ValueError(f"--init {path}: a '{meta.get('model')}' model file does not fit a "
@@ -182,10 +181,10 @@ class Trainer:
         if old != self.model.ladder:
             self._report_regrid(old)
             _regrid_gains(state, old, self.model.ladder)
-        if m_old != m_new:
+        if grows:
             if self.rank == 0:
-                print(f"latent widened from M={m_old} to M={m_new}: new channels start inert",
-                      file=sys.stderr)
+                widths = ", ".join(f"{k}={config[k]}→{self.model.config[k]}" for k in WIDTHS)
+                print(f"widened ({widths}): new channels start inert", file=sys.stderr)
             state = widen_state(state, config, self.model)
         fresh = fresh_networks(self.model, tensors)
         if fresh and self.rank == 0:
