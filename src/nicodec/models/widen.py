@@ -28,7 +28,7 @@ from nicodec.models.base import GAIN_TABLES
 from nicodec.models.layers import GDN
 
 WIDTHS = ("N", "M")
-ONLY_WIDTHS = "only the widths N and M may grow"
+ONLY_WIDTHS = "only the widths N and M may grow; the hyper-latent keeps its width: set N_hyper"
 LATENT_OUTPUTS = ("g_a", "h_s", "entropy_net")  # last layers: latent, its (mean, scale), correction
 READS_LATENT = "g_s"  # its first layer reads the quantized latent
 
