@@ -74,6 +74,7 @@ def test_stdin_stdout_pipeline(small_png):
     (("decode", "{truncated}", "-o", "{out}"), 1, "truncated"),
     (("encode", "{sample}", "-o", "{out}", "-q", "0"), 2, "quality"),
     (("encode", "{sample}", "--bogus"), 2, "unrecognized"),
+    (("encode", "{sample}", "-o", "{out}", "--effort", "4"), 2, "effort"),
     (("decode", "{nic}", "-o", "{out_bad_ext}"), 1, "extension"),
 ])
 def test_errors_are_one_line_and_leave_no_output(small_png, small_nic, tmp_path, args, code, message):

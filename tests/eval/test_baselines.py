@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nicodec.eval.baselines import baselines
+from nicodec.eval.baselines import baselines, nicodec_codec
 from nicodec.eval.metrics import psnr_rgb
 
 
@@ -25,3 +25,13 @@ def test_round_trip_keeps_the_size(name, crop_array):
 def test_cache_ids_differ_per_codec_and_settings():
     ids = [c.cache_id for c in baselines().values()]
     assert len(set(ids)) == len(ids)
+
+
+def test_nicodec_effort_is_its_own_cached_codec(crop_array, monkeypatch):
+    from nicodec.codec import refine
+
+    monkeypatch.setitem(refine.EFFORT_ITERATIONS, 2, 2)
+    plain, slow = nicodec_codec(), nicodec_codec(effort=2)
+    assert slow.cache_id != plain.cache_id and "effort 2" in slow.settings
+    data = slow.encode(crop_array, 50, 1)
+    assert slow.decode(data, 1).shape == crop_array.shape

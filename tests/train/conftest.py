@@ -28,8 +28,8 @@ def tiny_folder(tmp_path_factory) -> Path:
 def tiny_config(tiny_folder, tmp_path):
     def make(**overrides) -> TrainConfig:
         values = dict(data=str(tiny_folder), out=str(tmp_path / "run"), cache=str(tmp_path / "cache"),
-                      model_config=TINY_MODEL, crop=64, cache_crop=64, crops_per_image=2, batch=2,
-                      lr=1e-3, precision="fp32", compile=False, threads=1, validate_steps=0,
+                      model_config=TINY_MODEL, crop=64, cache_crop=64, val_crop=64, crops_per_image=2,
+                      batch=2, lr=1e-3, precision="fp32", compile=False, threads=1, validate_steps=0,
                       log_steps=2, progress=False, val_every_nth_file=3)
         values.update(overrides)
         return TrainConfig.load(None, **values)

@@ -34,6 +34,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="nicodec and/or baseline names (jpeg-420, jpeg-444, webp, avif, avif-444-psnr, jxl, "
                         "jpeg2000, png, webp-lossless, gif), or the groups 'all' (default) / 'baselines'")
     p.add_argument("--model", help="shipped model name or model file (default: the manifest's)")
+    p.add_argument("--effort", type=int, default=1, choices=(1, 2, 3),
+                   help="nicodec's encoder effort (as `nicodec encode -e`; default 1)")
     p.add_argument("--out", default="benchmarks/results", help="output folder (default benchmarks/results)")
     p.add_argument("--anchors", help="folder of published curves (default ../shared/anchors/kodak if present;"
                    " 'none' to skip)")
@@ -54,7 +56,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_compare)
 
 
-def _select(spec: str, model: str | None, qualities: tuple[int, ...] | None) -> list:
+def _select(spec: str, model: str | None, qualities: tuple[int, ...] | None, effort: int = 1) -> list:
     from dataclasses import replace
 
     from nicodec.eval.baselines import baselines, nicodec_codec
@@ -71,7 +73,7 @@ def _select(spec: str, model: str | None, qualities: tuple[int, ...] | None) -> 
     codecs = []
     for n in names:
         if n == "nicodec":
-            nic = nicodec_codec(model)
+            nic = nicodec_codec(model, effort)
             codecs.append(replace(nic, values=qualities) if qualities else nic)
         else:
             codecs.append(table[n])
@@ -90,7 +92,7 @@ def run_eval(args: argparse.Namespace) -> int:
     anchors_dir = (None if args.anchors == "none" else
                    Path(args.anchors) if args.anchors else _default_anchors())
     anchors = load_anchors(anchors_dir)
-    codecs = _select(args.codecs, args.model, args.qualities)
+    codecs = _select(args.codecs, args.model, args.qualities, args.effort)
     cache = None if args.no_cache else PointCache(Path(args.cache))
     points, hits = evaluate(images, codecs, cache, args.threads, progress=not args.quiet)
     meta = {"dataset": dataset.name or str(dataset), "dataset_path": str(dataset.resolve()),

@@ -10,7 +10,7 @@ from PIL import Image
 from nicodec.bitstream import container
 from nicodec.bitstream.container import Header, Kind, Section
 from nicodec.codec import image as imaging
-from nicodec.codec import latent
+from nicodec.codec import latent, refine
 from nicodec.models.pretrained import InferenceModel, find_model, load_model
 
 DEFAULT_QUALITY = 75
@@ -24,30 +24,39 @@ def _model(model: str | InferenceModel | None) -> InferenceModel:
 
 def compress(image: Image.Image | np.ndarray, quality: int = DEFAULT_QUALITY,
              model: str | InferenceModel | None = None, max_bytes: int | None = None,
-             metadata: bool = True) -> bytes:
+             metadata: bool = True, effort: int = 1) -> bytes:
     """Encode a PIL image or uint8/uint16 array into the bytes of a .nic file.
 
     With `max_bytes`, `quality` is ignored: the file is the highest quality that fits in that many
     bytes, metadata included (found by bisection; the analysis transform runs once).
     The image's ICC profile, EXIF and XMP are stored unless `metadata` is False.
+    `effort` above 1 refines the latent for this image (`codec.refine`): smaller files at the same
+    quality, for many times the encoding time; any nicodec decodes them.
     """
     if not isinstance(quality, int | np.integer) or not 1 <= quality <= 100:
         raise ValueError(f"quality must be an integer in 1..100, not {quality!r}")
+    if effort not in refine.EFFORT_ITERATIONS:
+        raise ValueError(f"effort must be one of {sorted(refine.EFFORT_ITERATIONS)}, not {effort!r}")
     m = _model(model)
     planes = imaging.to_planes(image)
     h, w = planes.rgb.shape[:2]
-    feats = latent.features(m, imaging.to_tensor(planes.rgb, m.net.downsampling))
+    x = imaging.to_tensor(planes.rgb, m.net.downsampling)
+    feats = latent.features(m, x)
     extra = [Section(Kind.ALPHA, imaging.encode_alpha(planes.alpha))] if planes.alpha is not None else []
     if metadata:
         extra += [Section(kind, planes.metadata[key]) for kind, key in METADATA_KINDS.items()
                   if key in planes.metadata]
 
-    def encode_at(q: int) -> bytes:
+    def encode_at(q: int, iterations: int = 0) -> bytes:
         header = Header(m.model_id, q, w, h, planes.mode, planes.bit_depth)
+        if iterations:
+            y = refine.refine(m.net, x, h, w, latent.quality_level(m, q), iterations)
+            return container.pack(header, latent.encode_latent(m, y) + extra)
         return container.pack(header, latent.encode(m, feats, q) + extra)
 
+    iterations = refine.EFFORT_ITERATIONS[effort]
     if max_bytes is None:
-        return encode_at(int(quality))
+        return encode_at(int(quality), iterations)
     lo, hi, best = 1, 100, None  # file size grows with quality
     while lo <= hi:
         mid = (lo + hi) // 2
@@ -58,6 +67,9 @@ def compress(image: Image.Image | np.ndarray, quality: int = DEFAULT_QUALITY,
             hi = mid - 1
     if best is None:
         raise ValueError(f"cannot fit in {max_bytes} bytes (quality 1 needs {len(data)})")
+    if iterations:  # refine only the quality found: refinement rarely grows a file, but check
+        refined = encode_at(container.unpack(best)[0].quality, iterations)
+        best = refined if len(refined) <= max_bytes else best
     return best
 
 

@@ -99,10 +99,14 @@ def _section(sections: dict[Kind, bytes], kind: Kind) -> bytes:
     return sections[kind]
 
 
-@torch.no_grad()
 def encode(model: InferenceModel, feats: torch.Tensor, quality: int) -> list[Section]:
     """The coded sections of an image, given its `features`."""
-    y = feats * model.net.gain(quality_level(model, quality))
+    return encode_latent(model, feats * model.net.gain(quality_level(model, quality)))
+
+
+@torch.no_grad()
+def encode_latent(model: InferenceModel, y: torch.Tensor) -> list[Section]:
+    """The coded sections of a gained latent y (the analysis transform's, or a refined one)."""
     if model.net.entropy == "factorized":
         y_hat = torch.round(y)
         words, esc = coder.encode(y_hat.long().numpy().reshape(-1), _channel_index(y_hat.shape),

@@ -127,19 +127,23 @@ def baselines() -> dict[str, Codec]:
     return {c.name: c for c in table}
 
 
-def nicodec_codec(model: str | None = None) -> Codec:
-    """nicodec through its public API, with the model loaded once; cached by model_id."""
+def nicodec_codec(model: str | None = None, effort: int = 1) -> Codec:
+    """nicodec through its public API, with the model loaded once; cached by model_id (and the
+    effort level above 1, whose points are slow enough that a cache is what lets a long
+    evaluation be split over several runs)."""
     from nicodec.codec.api import compress, decompress
     from nicodec.models.pretrained import load_model
 
     m = load_model(model)
 
     def encode(rgb: np.ndarray, value: float, threads: int) -> bytes:
-        return compress(rgb, int(value), model=m)
+        return compress(rgb, int(value), model=m, effort=effort)
 
     def decode(data: bytes, threads: int) -> np.ndarray:
         return np.asarray(decompress(data, model=m).convert("RGB"))
 
-    return Codec("nicodec", "nicodec", f"nicodec model {m.model_id}", f"model {m.model_id}", "quality",
-                 (5, 10, 20, 35, 50, 65, 75, 85, 90, 95), encode, decode, search=(1, 100),
-                 cache_tag=m.model_id)
+    effort_note = f", effort {effort}" if effort > 1 else ""
+    return Codec("nicodec", "nicodec", f"nicodec model {m.model_id}{effort_note}",
+                 f"model {m.model_id}{effort_note}", "quality", (5, 10, 20, 35, 50, 65, 75, 85, 90, 95),
+                 encode, decode, search=(1, 100),
+                 cache_tag=m.model_id + (f"-e{effort}" if effort > 1 else ""))

@@ -9,6 +9,7 @@ intermediate quality is a trained operating point.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -39,6 +40,23 @@ def regrid(table: torch.Tensor, old: Ladder, new: Ladder) -> torch.Tensor:
 def ste_round(x: torch.Tensor) -> torch.Tensor:
     """Round in the forward pass, identity gradient in the backward pass."""
     return x + (torch.round(x) - x).detach()
+
+
+Quantize = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+"""v -> (what the rate is measured on, what the decoder sees): the one place where a model's
+pass differs between training, evaluation and encoder-side refinement (`codec.refine`)."""
+
+
+def noisy(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training: uniform noise for the rate, straight-through rounding for the decoder (the
+    mixed quantization of Minnen & Singh 2020)."""
+    return v + torch.empty_like(v).uniform_(-0.5, 0.5), ste_round(v)
+
+
+def rounded(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Evaluation: what the codec does, rounding for both."""
+    r = ste_round(v)
+    return r, r
 
 
 class VariableRateModel(nn.Module):
@@ -88,3 +106,11 @@ class VariableRateModel(nn.Module):
 
     def synthesize(self, y_hat: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return self.g_s(y_hat * self._interp(self.log_inv_gain, t)).float()
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, noise: bool = True) -> dict[str, torch.Tensor]:
+        """Training/evaluation pass: reconstruction and the bits each sample costs."""
+        return self.code_latent(self.analyse(x, t), t, noisy if noise else rounded)
+
+    def code_latent(self, y: torch.Tensor, t: torch.Tensor, quantize: Quantize) -> dict[str, torch.Tensor]:
+        """Quantize the gained latent y, measure its bits, decode it: {"x_hat", "bits", ...}."""
+        raise NotImplementedError

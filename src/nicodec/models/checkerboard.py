@@ -15,10 +15,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nicodec.models.base import LAMBDA_MAX, LAMBDA_MIN, LEVELS, ste_round
+from nicodec.models.base import LAMBDA_MAX, LAMBDA_MIN, LEVELS, Quantize
 from nicodec.models.hyperprior import MeanScaleHyperprior
 from nicodec.models.layers import conv
-from nicodec.models.priors import gaussian_likelihood
 
 
 def anchor_mask(h: int, w: int, device: torch.device | None = None) -> torch.Tensor:
@@ -63,23 +62,16 @@ class CheckerboardHyperprior(MeanScaleHyperprior):
         """(mean, scale): the hyperprior's, corrected from the anchor context."""
         return (hyper + self.entropy_net(torch.cat([hyper, ctx], 1)).float()).chunk(2, 1)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, noise: bool = True) -> dict[str, torch.Tensor]:
-        y = self.analyse(x, t)
+    def code_latent(self, y: torch.Tensor, t: torch.Tensor, quantize: Quantize) -> dict[str, torch.Tensor]:
         z = self.h_a(y).float()
-        z_hat = ste_round(z)
-        z_lik_in = z + torch.empty_like(z).uniform_(-0.5, 0.5) if noise else z_hat
+        z_lik_in, z_hat = quantize(z)
         hyper = self.h_s(z_hat).float()
         anchors = anchor_mask(y.shape[2], y.shape[3], y.device)
         mean_a, scale_a = self.parameters_of(hyper, torch.zeros_like(hyper))
-        y_hat_a = (ste_round(y - mean_a) + mean_a) * anchors
-        ctx = self.context(y_hat_a).float()
+        ctx = self.context((quantize(y - mean_a)[1] + mean_a) * anchors).float()
         mean_n, scale_n = self.parameters_of(hyper, ctx)
         mean = anchors * mean_a + (1 - anchors) * mean_n
         scale = anchors * scale_a + (1 - anchors) * scale_n
-        residual = y - mean
-        y_lik_in = (self.rate_input(y) - mean + torch.empty_like(y).uniform_(-0.5, 0.5) if noise
-                    else torch.round(residual))
-        x_hat = self.synthesize(ste_round(residual) + mean, t)
-        bits_y = -torch.log2(gaussian_likelihood(y_lik_in, scale)).sum(dim=(1, 2, 3))
-        bits_z = -torch.log2(self.z_prior.likelihood(z_lik_in)).sum(dim=(1, 2, 3))
-        return {"x_hat": x_hat, "bits": bits_y + bits_z, "bits_y": bits_y, "bits_z": bits_z}
+        y_lik_in, residual_hat = quantize(y - mean)
+        x_hat = self.synthesize(residual_hat + mean, t)
+        return self.bits(y_lik_in + self.rate_input(y), scale, z_lik_in) | {"x_hat": x_hat}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nicodec.models.base import LAMBDA_MAX, LAMBDA_MIN, LEVELS, VariableRateModel, ste_round
+from nicodec.models.base import LAMBDA_MAX, LAMBDA_MIN, LEVELS, Quantize, VariableRateModel
 from nicodec.models.layers import conv, deconv, gdn_analysis, gdn_synthesis
 from nicodec.models.priors import FactorizedDensity
 
@@ -26,12 +26,10 @@ class FactorizedModel(VariableRateModel):
         super().__init__(latent_channels, levels, lambda_min, lambda_max, **arch)
         self.y_prior = FactorizedDensity(latent_channels)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, noise: bool = True) -> dict[str, torch.Tensor]:
-        y = self.analyse(x, t)
-        y_lik_in = y + torch.empty_like(y).uniform_(-0.5, 0.5) if noise else torch.round(y)
-        x_hat = self.synthesize(ste_round(y), t)
+    def code_latent(self, y: torch.Tensor, t: torch.Tensor, quantize: Quantize) -> dict[str, torch.Tensor]:
+        y_lik_in, y_hat = quantize(y)
         bits = -torch.log2(self.y_prior.likelihood(y_lik_in)).sum(dim=(1, 2, 3))
-        return {"x_hat": x_hat, "bits": bits}
+        return {"x_hat": self.synthesize(y_hat, t), "bits": bits}
 
 
 class FactorizedPrior(FactorizedModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nicodec.models.base import LAMBDA_MAX, LAMBDA_MIN, LEVELS, VariableRateModel, ste_round
+from nicodec.models.base import LAMBDA_MAX, LAMBDA_MIN, LEVELS, Quantize, VariableRateModel
 from nicodec.models.layers import conv, deconv, gdn_analysis, gdn_synthesis
 from nicodec.models.priors import FactorizedDensity, gaussian_likelihood
 
@@ -38,23 +38,21 @@ class MeanScaleHyperprior(VariableRateModel):
         self.register_buffer("rate_grad", torch.ones(M), persistent=False)
 
     def rate_input(self, y: torch.Tensor) -> torch.Tensor:
-        """y as the rate term sees it: the encoder gets `rate_grad` of the rate's gradient per
-        channel, the entropy model all of it (`nicodec train --wake-channels`)."""
-        keep = self.rate_grad[None, :, None, None]
-        return keep * y + (1 - keep) * y.detach()
+        """A zero whose gradient takes back from the encoder all but `rate_grad` of the rate's
+        gradient per channel; the entropy model keeps all of it (`nicodec train --wake-channels`)."""
+        drop = 1 - self.rate_grad[None, :, None, None]
+        return drop * (y.detach() - y)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, noise: bool = True) -> dict[str, torch.Tensor]:
-        """Training/evaluation pass: reconstruction and the bits each sample costs."""
-        y = self.analyse(x, t)
+    def code_latent(self, y: torch.Tensor, t: torch.Tensor, quantize: Quantize) -> dict[str, torch.Tensor]:
         z = self.h_a(y).float()
-        z_hat = ste_round(z)
-        z_lik_in = z + torch.empty_like(z).uniform_(-0.5, 0.5) if noise else z_hat
+        z_lik_in, z_hat = quantize(z)
         mean, scale = self.h_s(z_hat).float().chunk(2, dim=1)
-        residual = y - mean
-        y_lik_in = (self.rate_input(y) - mean + torch.empty_like(y).uniform_(-0.5, 0.5) if noise
-                    else torch.round(residual))
-        y_hat = ste_round(residual) + mean
-        x_hat = self.synthesize(y_hat, t)
-        bits_y = -torch.log2(gaussian_likelihood(y_lik_in, scale)).sum(dim=(1, 2, 3))
-        bits_z = -torch.log2(self.z_prior.likelihood(z_lik_in)).sum(dim=(1, 2, 3))
-        return {"x_hat": x_hat, "bits": bits_y + bits_z, "bits_y": bits_y, "bits_z": bits_z}
+        y_lik_in, residual_hat = quantize(y - mean)
+        x_hat = self.synthesize(residual_hat + mean, t)
+        return self.bits(y_lik_in + self.rate_input(y), scale, z_lik_in) | {"x_hat": x_hat}
+
+    def bits(self, residual: torch.Tensor, scale: torch.Tensor, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Bits per sample of the quantized latent residual and hyper-latent."""
+        bits_y = -torch.log2(gaussian_likelihood(residual, scale)).sum(dim=(1, 2, 3))
+        bits_z = -torch.log2(self.z_prior.likelihood(z)).sum(dim=(1, 2, 3))
+        return {"bits": bits_y + bits_z, "bits_y": bits_y, "bits_z": bits_z}

@@ -37,9 +37,10 @@ class TrainConfig:
     model: str = "hyperprior"  # model name from the zoo
     model_config: dict[str, Any] = field(default_factory=dict)  # e.g. {N = 128, M = 192}
     init: str = ""  # start from these weights (safetensors) instead of random
-    crop: int = 128  # training crop size (cut from 256x256 cached crops)
+    crop: int = 128  # training crop size (random sub-crops of the cached crops)
     cache_crop: int = 256  # size of the cached crops
     crops_per_image: int = 4  # cached crops per training image
+    val_crop: int = 256  # size of the validation centre crops (fixed, so runs stay comparable)
     val_every_nth_file: int = 50  # hold out ~1/n of the files for validation
     batch: int = 16
     optimizer: str = "adam"  # adam | adamw | sgd
@@ -92,6 +93,8 @@ class TrainConfig:
                                  f"'{getattr(self, name)}'")
         if self.crop > self.cache_crop or self.crop < 64 or self.crop % 64:
             raise ValueError(f"crop must be a multiple of 64 in [64, {self.cache_crop}]")
+        if self.val_crop < 64 or self.val_crop % 64:
+            raise ValueError("val_crop must be a multiple of 64, at least 64")
         if self.loss == "ms-ssim" and self.crop < 192:
             raise ValueError("ms-ssim needs crop >= 192 (five scales of an 11-pixel window)")
         if self.lr_schedule == "cosine" and not self.steps:

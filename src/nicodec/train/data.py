@@ -59,12 +59,16 @@ class CropCache:
 
     @classmethod
     def build(cls, folder: Path, cache_dir: Path, size: int = 256, per_image: int = 4,
-              val_every: int = 50, seed: int = 0) -> CropCache:
-        """Cut the cache if it is missing or was cut from other settings, then open it."""
+              val_every: int = 50, seed: int = 0, val_size: int = 256) -> CropCache:
+        """Cut the cache if it is missing or was cut from other settings, then open it.
+
+        Validation crops have their own size, so a cache of larger training crops (which gives
+        the sampler room for random offsets) still validates on the same pixels as before.
+        """
         cache_dir.mkdir(parents=True, exist_ok=True)
         files = list_images(folder)
         meta = {"folder": str(folder.resolve()), "files": len(files), "size": size,
-                "per_image": per_image, "val_every": val_every, "seed": seed}
+                "per_image": per_image, "val_every": val_every, "seed": seed, "val_size": val_size}
         meta_path = cache_dir / "meta.json"
         if not meta_path.exists() or json.loads(meta_path.read_text()) != meta:
             cls._cut(files, cache_dir, meta)
@@ -89,7 +93,7 @@ class CropCache:
                 print(f"nicodec train: skipping unreadable image {path}: {err}", file=sys.stderr)
                 continue
             if is_validation(path, meta["val_every"]):
-                val.append(_center(img, size))
+                val.append(_center(img, meta["val_size"]))
             else:
                 train.extend(_crops(img, size, meta["per_image"], rng))
         if not train:

@@ -341,7 +341,7 @@ class Trainer:
         cfg = self.cfg
         if self.rank == 0:
             CropCache.build(Path(cfg.data), Path(cfg.cache), cfg.cache_crop,
-                            cfg.crops_per_image, cfg.val_every_nth_file)
+                            cfg.crops_per_image, cfg.val_every_nth_file, val_size=cfg.val_crop)
         if self.world > 1:
             dist.barrier()
         self.data = CropCache.open(Path(cfg.cache))
