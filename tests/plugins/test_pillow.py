@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import nicodec.plugins.pillow  # noqa: F401  (registers the format)
@@ -21,6 +22,20 @@ def test_save_and_open(crop, tmp_path):
         assert im.format == "NIC" and im.size == crop.size and im.info["quality"] == 80
         pixels = np.asarray(im.convert("RGB"))
     assert psnr_rgb(np.asarray(crop), pixels) > 20
+
+
+def test_save_with_effort(crop, monkeypatch):
+    from nicodec.codec import refine
+
+    monkeypatch.setitem(refine.EFFORT_ITERATIONS, 3, 2)
+    plain, slow = io.BytesIO(), io.BytesIO()
+    crop.save(plain, format="NIC", quality=60)
+    torch.manual_seed(0)
+    crop.save(slow, format="NIC", quality=60, effort=3)
+    assert slow.getvalue() != plain.getvalue()
+    slow.seek(0)
+    with Image.open(slow) as im:
+        assert im.size == crop.size and im.info["quality"] == 60
 
 
 def test_save_to_a_size(crop):
