@@ -32,6 +32,8 @@ def test_nicodec_effort_is_its_own_cached_codec(crop_array, monkeypatch):
 
     monkeypatch.setitem(refine.EFFORT_ITERATIONS, 2, 2)
     plain, slow = nicodec_codec(), nicodec_codec(effort=2)
-    assert slow.cache_id != plain.cache_id and "effort 2" in slow.settings
+    assert slow.cache_id != plain.cache_id and "effort 2: 2 iterations" in slow.settings
+    monkeypatch.setitem(refine.EFFORT_ITERATIONS, 2, 3)
+    assert nicodec_codec(effort=2).cache_id != slow.cache_id  # other settings, other cached points
     data = slow.encode(crop_array, 50, 1)
     assert slow.decode(data, 1).shape == crop_array.shape

@@ -28,6 +28,14 @@ TILE = 48  # latent positions per tile side (768 pixels): a Kodak image is one t
 MARGIN = 4  # a multiple of 4 keeps the hyper-latent grid and the checkerboard aligned
 
 
+def describe(effort: int) -> str:
+    """The settings of an effort level, as reports show them (and caches key them)."""
+    if not EFFORT_ITERATIONS[effort]:
+        return f"effort {effort}"
+    return (f"effort {effort}: {EFFORT_ITERATIONS[effort]} iterations, Adam lr {LEARNING_RATE:g}, "
+            f"temperature {TAU_START:g} to {TAU_END:g}")
+
+
 def annealed_rounding(tau: float) -> Quantize:
     """Stochastic Gumbel annealing: v rounds down or up at random, softly, with odds that favour
     the nearer integer more as tau falls; rate and decoder see the same sample."""

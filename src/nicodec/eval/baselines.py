@@ -131,6 +131,7 @@ def nicodec_codec(model: str | None = None, effort: int = 1) -> Codec:
     """nicodec through its public API, with the model loaded once; cached by model_id (and the
     effort level above 1, whose points are slow enough that a cache is what lets a long
     evaluation be split over several runs)."""
+    from nicodec.codec import refine
     from nicodec.codec.api import compress, decompress
     from nicodec.models.pretrained import load_model
 
@@ -142,8 +143,8 @@ def nicodec_codec(model: str | None = None, effort: int = 1) -> Codec:
     def decode(data: bytes, threads: int) -> np.ndarray:
         return np.asarray(decompress(data, model=m).convert("RGB"))
 
-    effort_note = f", effort {effort}" if effort > 1 else ""
-    return Codec("nicodec", "nicodec", f"nicodec model {m.model_id}{effort_note}",
-                 f"model {m.model_id}{effort_note}", "quality", (5, 10, 20, 35, 50, 65, 75, 85, 90, 95),
-                 encode, decode, search=(1, 100),
-                 cache_tag=m.model_id + (f"-e{effort}" if effort > 1 else ""))
+    slow = f", {refine.describe(effort)}" if effort > 1 else ""
+    tag = f"-{hashlib.sha256(slow.encode()).hexdigest()[:8]}" if slow else ""
+    return Codec("nicodec", "nicodec", f"nicodec model {m.model_id}{slow}", f"model {m.model_id}{slow}",
+                 "quality", (5, 10, 20, 35, 50, 65, 75, 85, 90, 95), encode, decode, search=(1, 100),
+                 cache_tag=m.model_id + tag)
