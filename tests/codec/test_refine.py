@@ -73,3 +73,10 @@ def test_tiles_and_padding(shipped, monkeypatch, train_dir):
 def test_effort_must_be_a_known_level(shipped, crop):
     with pytest.raises(ValueError, match="effort"):
         api.compress(crop, 50, model=shipped, effort=4)
+
+
+def test_a_size_target_holds_with_refinement(shipped, crop, monkeypatch):
+    monkeypatch.setitem(refine.EFFORT_ITERATIONS, 2, 3)
+    plain = api.compress(crop, 60, model=shipped)
+    data = api.compress(crop, model=shipped, max_bytes=len(plain), effort=2)
+    assert len(data) <= len(plain) and api.info(data)["quality"] >= 60
