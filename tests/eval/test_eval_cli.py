@@ -23,10 +23,10 @@ def dataset(tmp_path_factory, kodak_dir):
     return folder
 
 
-def _eval(dataset, tmp_path, out: str) -> dict:
+def _eval(dataset, tmp_path, out: str, *extra: str) -> dict:
     argv = ["eval", str(dataset), "--qualities", "20,75", "--codecs", "nicodec,jpeg-420,png",
             "--out", str(tmp_path / out), "--cache", str(tmp_path / "cache"),
-            "--anchors", str(SHARED / "anchors" / "kodak"), "--quiet"]
+            "--anchors", str(SHARED / "anchors" / "kodak"), "--quiet", *extra]
     assert main(argv) == 0
     return json.loads((tmp_path / out / "eval.json").read_text())
 
@@ -53,6 +53,15 @@ def test_eval_writes_every_output_and_reuses_the_cache(dataset, tmp_path):
     second = _eval(dataset, tmp_path, "second")
     assert second["meta"]["computed"] == 0 and second["meta"]["cached"] == n_points
     assert second["points"] == first["points"]
+
+
+def test_shards_split_the_images_and_fill_one_cache(dataset, tmp_path, capsys):
+    shards = [_eval(dataset, tmp_path, f"shard{k}", "--shard", f"{k}/2", "--codecs", "png") for k in (0, 1)]
+    assert [{p["image"] for p in s["points"]} for s in shards] == [{"parrots.png"}, {"door.png"}]
+    whole = _eval(dataset, tmp_path, "whole", "--codecs", "png")
+    assert whole["meta"]["images"] == 2 and whole["meta"]["computed"] == 0
+    assert main(["eval", str(dataset), "--shard", "1/3", "--out", str(tmp_path / "empty")]) == 1
+    assert "no images" in capsys.readouterr().err  # crc32 puts neither image in shard 1 of 3
 
 
 def test_compare_writes_a_row_of_labelled_crops(dataset, tmp_path):

@@ -40,6 +40,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--anchors", help="folder of published curves (default ../shared/anchors/kodak if present;"
                    " 'none' to skip)")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N images")
+    p.add_argument("--shard", default="0/1", metavar="k/N",
+                   help="only the k-th of N shards of the images (by name hash): split a slow run "
+                   "over processes or machines sharing --cache; a run without it then reads every "
+                   "point from the cache")
     p.add_argument("--cache", default=".cache/eval", help="per-point cache folder (default .cache/eval)")
     p.add_argument("--no-cache", action="store_true", help="recompute everything, write no cache")
     p.add_argument("--threads", type=int, default=1, help="threads per codec (default 1)")
@@ -85,10 +89,11 @@ def run_eval(args: argparse.Namespace) -> int:
 
     from nicodec.eval.report import load_anchors, write_outputs
     from nicodec.eval.runner import PointCache, evaluate, list_images
+    from nicodec.storage.folder import parse_shard
 
     torch.set_num_threads(args.threads)
     dataset = Path(args.dataset)
-    images = list_images(dataset, args.limit)
+    images = list_images(dataset, args.limit, parse_shard(args.shard))
     anchors_dir = (None if args.anchors == "none" else
                    Path(args.anchors) if args.anchors else _default_anchors())
     anchors = load_anchors(anchors_dir)
@@ -100,7 +105,7 @@ def run_eval(args: argparse.Namespace) -> int:
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
             "python": platform.python_version(), "torch": torch.__version__, "threads": args.threads,
             "anchors": str(anchors_dir) if anchors_dir else None, "computed": len(points) - hits,
-            "cached": hits}
+            "cached": hits, "shard": args.shard}
     for path in write_outputs(Path(args.out), points, codecs, anchors, meta):
         print(path)
     return 0

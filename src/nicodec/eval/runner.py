@@ -18,18 +18,24 @@ from tqdm import tqdm
 
 from nicodec.eval.baselines import Codec
 from nicodec.eval.metrics import bpp, ms_ssim_rgb, mse, psnr_rgb
+from nicodec.storage.folder import in_shard
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp"}
 CACHE_VERSION = 1  # bump when the measured fields change
 
 
-def list_images(folder: Path, limit: int | None = None) -> list[Path]:
+def list_images(folder: Path, limit: int | None = None, shard: tuple[int, int] = (0, 1)) -> list[Path]:
+    """The first `limit` images of the folder, then those in `shard` (k, N) by name hash, so N
+    processes or machines sharing a cache can split a slow evaluation without talking."""
     if not folder.is_dir():
         raise FileNotFoundError(f"no such folder: {folder}")
     images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not images:
         raise ValueError(f"no images in {folder}")
-    return images[:limit] if limit else images
+    images = [p for p in images[: limit or None] if in_shard(Path(p.name), shard)]
+    if not images:
+        raise ValueError(f"no images of {folder} in shard {shard[0]}/{shard[1]}")
+    return images
 
 
 def load_rgb(path: Path) -> np.ndarray:
