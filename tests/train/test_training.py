@@ -171,8 +171,9 @@ def test_a_config_extends_another(tmp_path):
     variant = TrainConfig.load(configs / "checkerboard.toml")
     assert (variant.model, variant.out) == ("checkerboard", "runs/checkerboard")
     assert variant.model_config == {**base.model_config, "M": 320}  # only what it states differs
-    assert {**variant.to_dict(), "model": base.model, "out": base.out,
-            "model_config": base.model_config} == base.to_dict()
+    assert (variant.cache_crop, variant.crops_per_image) == (288, 6)
+    stated = ("model", "out", "model_config", "cache", "cache_crop", "crops_per_image")
+    assert {**variant.to_dict(), **{k: getattr(base, k) for k in stated}} == base.to_dict()
     (tmp_path / "loop.toml").write_text('extends = "loop.toml"\n')
     with pytest.raises(ValueError, match="extends itself"):
         TrainConfig.load(tmp_path / "loop.toml")
