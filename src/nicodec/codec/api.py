@@ -41,7 +41,9 @@ def compress(image: Image.Image | np.ndarray, quality: int = DEFAULT_QUALITY,
     planes = imaging.to_planes(image)
     h, w = planes.rgb.shape[:2]
     x = imaging.to_tensor(planes.rgb, m.net.downsampling)
-    feats = latent.features(m, x)
+    iterations = refine.EFFORT_ITERATIONS[effort]
+    # refinement runs its own analysis per tile; the plain one is needed only for a plain encode
+    feats = latent.features(m, x) if max_bytes is not None or not iterations else None
     extra = [Section(Kind.ALPHA, imaging.encode_alpha(planes.alpha))] if planes.alpha is not None else []
     if metadata:
         extra += [Section(kind, planes.metadata[key]) for kind, key in METADATA_KINDS.items()
@@ -54,7 +56,6 @@ def compress(image: Image.Image | np.ndarray, quality: int = DEFAULT_QUALITY,
             return container.pack(header, latent.encode_latent(m, y) + extra)
         return container.pack(header, latent.encode(m, feats, q) + extra)
 
-    iterations = refine.EFFORT_ITERATIONS[effort]
     if max_bytes is None:
         return encode_at(int(quality), iterations)
     lo, hi, best = 1, 100, None  # file size grows with quality
