@@ -16,14 +16,19 @@ def test_larger_cached_crops_give_offsets_and_validation_keeps_its_size(tiny_fol
     rng = np.random.default_rng(0)
     batches = [sample_batch(one, 1, 64, rng)[0] for _ in range(20)]
     distinct = {b.tobytes() for b in batches}
-    assert len(distinct) > 10  # offsets and flips, not one fixed crop
-    # every sample is a (possibly flipped) window of the cached crop
+    assert len(distinct) > 10  # offsets and symmetries, not one fixed crop
+    # every sample is a window of the cached crop under one of the 8 symmetries of the square
     src = one[0].astype(np.float32) / 255.0
     windows = {src[y : y + 64, x : x + 64].transpose(2, 0, 1).tobytes()
                for y in range(33) for x in range(33)}
-    assert all(b[:, :, ::-1].tobytes() in windows or b.tobytes() in windows
-               or b[:, ::-1].tobytes() in windows or b[:, ::-1, ::-1].tobytes() in windows
-               for b in batches)
+
+    def views(b: np.ndarray) -> list[np.ndarray]:
+        flips = [b, b[:, :, ::-1], b[:, ::-1], b[:, ::-1, ::-1]]
+        return flips + [f.transpose(0, 2, 1) for f in flips]
+
+    matched = [[v.tobytes() in windows for v in views(b)] for b in batches]
+    assert all(any(m) for m in matched)
+    assert any(m[0] for m in matched) and any(not any(m[:4]) for m in matched)  # some transposed
 
 
 def test_a_new_validation_size_recuts_the_cache(tiny_folder, tmp_path):

@@ -12,14 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from nicodec import compress, decompress
 from nicodec.models.pretrained import load_model
 from nicodec.models.registry import MODELS
 from nicodec.train.config import TrainConfig, parse_duration
 from nicodec.train.export import codec_figures, export, load_checkpoint_model, validation_loss, write_card
-from nicodec.train.loop import Trainer
-from tests.conftest import kodak_crop
+from nicodec.train.loop import Trainer, rd_loss
+from tests.conftest import TRAIN, kodak_crop
 from tests.train.conftest import TINY_MODEL
 
 
@@ -82,12 +83,13 @@ def test_moving_average_is_validated_and_exported(tiny_config):
     assert torch.equal(raw.state_dict()[name], live) and info["weights"] == "raw"
 
 
-def test_export_picks_the_weights_that_validated_better(tiny_config):
-    cfg = tiny_config(steps=6, ema=0.5, validate_steps=4)
+@pytest.mark.parametrize("balance", [0.0, 0.5])
+def test_export_picks_the_weights_that_validated_better(tiny_config, balance):
+    cfg = tiny_config(steps=6, ema=0.5, validate_steps=4, level_balance=balance)
     Trainer(cfg).run()
     run, checkpoint = Path(cfg.out), Path(cfg.out) / "checkpoint.pt"
     model, _ = load_checkpoint_model(checkpoint, "raw")
-    losses = {n: validation_loss(run / n, 6, model) for n in ("val.csv", "val_ema.csv")}
+    losses = {n: validation_loss(run / n, 6, model, balance) for n in ("val.csv", "val_ema.csv")}
     assert all(v > 0 for v in losses.values())
     better = "raw" if losses["val.csv"] < losses["val_ema.csv"] else "moving average"
     assert load_checkpoint_model(checkpoint)[1]["weights"] == better
@@ -165,6 +167,30 @@ def test_config_validation_and_durations():
         TrainConfig.load(None, time_budget="soon")
 
 
+def test_level_balance_gives_every_level_a_like_weight():
+    """The shipped model's loss grows ~40x from the lowest level to the highest; balanced, the
+    levels weigh within a factor of 3 of each other, and the ladder's middle keeps its weight."""
+    net = load_model().net
+    with Image.open(sorted(TRAIN.glob("*.png"))[0]) as im:
+        x = torch.from_numpy(np.asarray(im.convert("RGB"))[:128, :128].copy()).permute(2, 0, 1)
+    x = x[None].float().repeat(3, 1, 1, 1) / 255
+    t = torch.tensor([0.0, (net.levels - 1) / 2, net.levels - 1.0])
+
+    def per_level(balance: float) -> torch.Tensor:
+        cfg = TrainConfig.load(None, level_balance=balance)
+        with torch.no_grad():
+            out = net(x, t, noise=False)
+        return torch.stack([rd_loss(cfg, net, {k: v[i : i + 1] for k, v in out.items()}, x[i : i + 1],
+                                    t[i : i + 1])[0] for i in range(3)])
+
+    plain, balanced = per_level(0.0), per_level(0.5)
+    assert plain[2] / plain[0] > 10
+    assert 1 / 3 < balanced[2] / balanced[0] < 3
+    assert balanced[1] == pytest.approx(plain[1])
+    with pytest.raises(ValueError, match="level_balance"):
+        TrainConfig.load(None, level_balance=2.0)
+
+
 def test_a_config_extends_another(tmp_path):
     configs = Path(__file__).resolve().parents[2] / "configs"
     base = TrainConfig.load(configs / "hyperprior.toml")
@@ -172,7 +198,8 @@ def test_a_config_extends_another(tmp_path):
     assert (variant.model, variant.out) == ("checkerboard", "runs/checkerboard")
     assert variant.model_config == {**base.model_config, "M": 320}  # only what it states differs
     assert (variant.cache_crop, variant.crops_per_image) == (288, 6)
-    stated = ("model", "out", "model_config", "cache", "cache_crop", "crops_per_image")
+    assert variant.level_balance == 0.5
+    stated = ("model", "out", "model_config", "cache", "cache_crop", "crops_per_image", "level_balance")
     assert {**variant.to_dict(), **{k: getattr(base, k) for k in stated}} == base.to_dict()
     (tmp_path / "loop.toml").write_text('extends = "loop.toml"\n')
     with pytest.raises(ValueError, match="extends itself"):

@@ -51,6 +51,7 @@ class TrainConfig:
     loss: str = "mse"  # mse | ms-ssim, as rate + lambda * distortion
     lambda_min: float = 0.0018
     lambda_max: float = 0.25
+    level_balance: float = 0.0  # weight a sample by (lambda / lambda_mid)^-this (0.5: levels weigh alike)
     steps: int = 0  # stop after this many steps (0: no step limit)
     time_budget: str = ""  # stop after this wall-clock time, e.g. 2h30m
     precision: str = "bf16"  # fp32 | bf16
@@ -101,6 +102,8 @@ class TrainConfig:
             raise ValueError("the cosine schedule needs steps")
         if self.wake_channels and not (0 < self.wake_discount <= 1 and self.wake_end > self.wake_start):
             raise ValueError("waking channels needs 0 < wake_discount <= 1 and wake_end > wake_start")
+        if not 0 <= self.level_balance <= 1:
+            raise ValueError("level_balance must be in [0, 1]")
         parse_duration(self.time_budget or 0)
 
     @property

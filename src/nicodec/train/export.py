@@ -15,6 +15,7 @@ from nicodec.models import pretrained
 from nicodec.models.registry import build_model
 from nicodec.train.config import EXPORT_WEIGHTS
 from nicodec.train.data import is_validation, list_images
+from nicodec.train.loop import level_weight
 
 CARD = Path("MODEL_CARD.md")
 
@@ -33,7 +34,7 @@ def load_checkpoint_model(path: Path, weights: str = "auto") -> tuple[torch.nn.M
     if weights == "average" and not ema:
         raise ValueError(f"{path} has no moving average (the run had ema = 0)")
     if weights == "auto" and ema:
-        raw, average = (validation_loss(path.parent / name, ck["step"], model)
+        raw, average = (validation_loss(path.parent / name, ck["step"], model, cfg.get("level_balance", 0.0))
                         for name in ("val.csv", "val_ema.csv"))
         # without validation at the final step, the average: the raw weights carry the lr's noise
         weights = "raw" if raw is not None and average is not None and raw < average else "average"
@@ -43,8 +44,9 @@ def load_checkpoint_model(path: Path, weights: str = "auto") -> tuple[torch.nn.M
                           "config": cfg, "weights": "moving average" if weights == "average" else "raw"}
 
 
-def validation_loss(csv_path: Path, step: int, model: torch.nn.Module) -> float | None:
-    """Sum over the validated levels of bpp + lambda(t)·255²·MSE at `step`, if it was validated."""
+def validation_loss(csv_path: Path, step: int, model: torch.nn.Module, balance: float = 0.0) -> float | None:
+    """Sum over the validated levels of bpp + lambda(t)·255²·MSE at `step`, if it was validated,
+    each level weighted as training weighed it (`level_weight`)."""
     if not csv_path.exists():
         return None
     with csv_path.open() as f:
@@ -54,7 +56,7 @@ def validation_loss(csv_path: Path, step: int, model: torch.nn.Module) -> float 
     t = torch.tensor([float(r["t"]) for r in rows])
     bpp = torch.tensor([float(r["bpp"]) for r in rows])
     mse = 10 ** (-torch.tensor([float(r["psnr"]) for r in rows]) / 10)
-    return float((bpp + model.lam(t) * 255.0**2 * mse).sum())
+    return float((level_weight(model, t, balance) * (bpp + model.lam(t) * 255.0**2 * mse)).sum())
 
 
 def data_manifest(folder: Path, val_every: int) -> dict:

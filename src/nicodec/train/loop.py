@@ -35,9 +35,20 @@ MSSSIM_WEIGHT = 1000.0  # maps the MSE lambda ladder onto (1 - MS-SSIM) distorti
 CHECKPOINT = "checkpoint.pt"
 
 
+def level_weight(model: nn.Module, t: torch.Tensor, balance: float) -> torch.Tensor:
+    """Weight of level t's loss: (lambda / lambda_mid)^-balance, lambda_mid the ladder's middle.
+
+    A sample's loss J grows with its lambda (J ~ lambda^0.52 for the shipped model: 40x from the
+    lowest level to the highest), so an unweighted mean lets the top levels drive every shared
+    weight, while BD-rate values a relative gain alike at every rate; balance 0.5 evens it out.
+    """
+    return (model.lam(t) / math.sqrt(model.lambda_min * model.lambda_max)) ** -balance
+
+
 def rd_loss(cfg: TrainConfig, model: nn.Module, out: dict, x: torch.Tensor,
             t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(loss, bpp, mse) averaged over the batch: bpp + lambda(t) * distortion."""
+    """(loss, bpp, mse) averaged over the batch: bpp + lambda(t) * distortion, each sample
+    weighted by `level_weight` (1 unless the config sets `level_balance`)."""
     pixels = x.shape[2] * x.shape[3]
     bpp = out["bits"] / pixels
     mse = ((out["x_hat"] - x) ** 2).mean(dim=(1, 2, 3))
@@ -47,7 +58,8 @@ def rd_loss(cfg: TrainConfig, model: nn.Module, out: dict, x: torch.Tensor,
     else:
         distortion = MSSSIM_WEIGHT * (1 - ms_ssim(out["x_hat"].clamp(0, 1), x, data_range=1.0,
                                                   size_average=False))
-    return (bpp + lam * distortion).mean(), bpp.mean(), mse.mean()
+    weight = level_weight(model, t, cfg.level_balance)
+    return (weight * (bpp + lam * distortion)).mean(), bpp.mean(), mse.mean()
 
 
 def _model_config(cfg: dict) -> dict:
