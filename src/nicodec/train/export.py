@@ -126,7 +126,7 @@ def export(checkpoint: Path, out: Path | None = None, ship: bool = True,
             "data": data_manifest(Path(cfg["data"]), cfg["val_every_nth_file"]),
             "recipe": {k: cfg[k] for k in ("model_config", "crop", "batch", "optimizer", "lr",
                                            "lr_schedule", "loss", "lambda_min", "lambda_max",
-                                           "precision", "compile", "ema")
+                                           "level_balance", "precision", "compile", "ema")
                        if k in cfg},
             "figures_dataset": str(figures_dataset or ""),
             "kodak": codec_figures(figures_dataset) if figures_dataset else {},
