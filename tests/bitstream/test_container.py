@@ -5,12 +5,15 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from nicodec import compress, decompress
-from nicodec.bitstream.container import MAGIC, FormatError, Header, Kind, Section, pack, unpack
+from nicodec.bitstream.container import MAGIC, VERSION, FormatError, Header, Kind, Section, pack, unpack
+
+V1_FILE = Path(__file__).parent / "data" / "v1_hyperprior_48x32.nic"  # written by the version-1 writer
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +26,41 @@ def test_pack_unpack_roundtrip():
     sections = [Section(Kind.Z, b"abc"), Section(Kind.Y, b""), Section(Kind.ALPHA, b"x", tile=3)]
     h, s = unpack(pack(header, sections))
     assert h == header and s == sections
+
+
+def test_framing_is_small_and_empty_escape_sections_are_left_out(nic):
+    """Everything but the payloads (magic, header with the model id, table, CRC) stays near 60
+    bytes: at 0.1 bpp a 768x512 image is 4.9 kB, and version 1's 120 bytes were 2.4 % of it."""
+    header, sections = unpack(nic)
+    assert header.version == VERSION == 2
+    assert all(s.data for s in sections)
+    assert {s.kind for s in sections} >= {Kind.Z, Kind.Y, Kind.Y2}
+    assert len(nic) - sum(len(s.data) for s in sections) <= 36 + len(header.model_id)
+
+
+def test_version_1_files_still_decode():
+    old = V1_FILE.read_bytes()
+    header, sections = unpack(old)
+    assert (header.version, header.model_id.split("-")[0], header.quality, header.width,
+            header.height, header.mode) == (1, "hyperprior", 50, 48, 32, "RGB")
+    assert [s.kind for s in sections] == [Kind.Z, Kind.Z_ESCAPES, Kind.Y, Kind.Y_ESCAPES]
+    assert sections[1].data == sections[3].data == b""
+    new = pack(header, [s for s in sections if s.data])
+    assert unpack(new)[1] == [s for s in sections if s.data] and unpack(new)[0].version == 2
+    assert len(old) - len(new) >= 40  # 232 -> 188 bytes
+    img = decompress(old)
+    assert img.size == (48, 32) and img.tobytes() == decompress(new).tobytes()
+
+
+def test_cut_or_crafted_version_1_files_are_rejected():
+    old = V1_FILE.read_bytes()
+    for n in range(len(old)):
+        with pytest.raises(FormatError):
+            unpack(old[:n])
+    body = bytearray(old[:-4])
+    body[len(MAGIC) + 1 : len(MAGIC) + 3] = struct.pack("<H", 3)  # header too short for its fields
+    with pytest.raises(FormatError, match="corrupt header|truncated"):
+        unpack(bytes(body) + struct.pack("<I", zlib.crc32(body)))
 
 
 def test_wrong_magic(nic):
@@ -84,7 +122,7 @@ def test_absurd_dimensions_are_refused_before_decoding(nic):
 
 
 def test_section_kinds_keep_their_numbers():
-    """Kinds are on disk: new ones are appended, never renumbered (format version stays 1)."""
+    """Kinds are on disk: new ones are appended, never renumbered (in every format version)."""
     assert {k.name: k.value for k in Kind} == {
         "Z": 1, "Z_ESCAPES": 2, "Y": 3, "Y_ESCAPES": 4, "ALPHA": 5, "Y2": 6, "Y2_ESCAPES": 7,
         "ICC": 128, "EXIF": 129, "XMP": 130}

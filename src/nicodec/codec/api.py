@@ -85,9 +85,7 @@ def decompress(data: bytes, model: str | InferenceModel | None = None) -> Image.
     if m.model_id != header.model_id:
         raise ValueError(f"file was written by model {header.model_id}, not {m.model_id}")
     by_kind = {s.kind: s.data for s in sections if s.tile == 0}
-    needed = {Kind.Y, Kind.Y_ESCAPES}
-    if m.net.entropy == "hyperprior":
-        needed |= {Kind.Z, Kind.Z_ESCAPES}
+    needed = {Kind.Y, Kind.Z} if m.net.entropy == "hyperprior" else {Kind.Y}  # escapes are optional
     missing = needed - by_kind.keys()
     if missing:
         raise container.FormatError("corrupt file (missing sections)")

@@ -93,10 +93,21 @@ def _channel_index(shape: torch.Size) -> np.ndarray:
     return np.broadcast_to(np.arange(c)[None, :, None, None], (b, c, h, w)).reshape(-1)
 
 
+def _coded(kind: Kind, escape_kind: Kind, words: bytes, escapes: bytes) -> list[Section]:
+    """A coded stream's sections; its escape section only when there are escapes (most files
+    have none, and every section costs a table entry)."""
+    return [Section(kind, words)] + ([Section(escape_kind, escapes)] if escapes else [])
+
+
 def _section(sections: dict[Kind, bytes], kind: Kind) -> bytes:
     if kind not in sections:
         raise FormatError(f"corrupt file (missing {kind.name.lower()} section)")
     return sections[kind]
+
+
+def _stream(sections: dict[Kind, bytes], kind: Kind, escape_kind: Kind) -> tuple[bytes, bytes]:
+    """A coded stream's words and escapes (a missing escape section means no escapes)."""
+    return _section(sections, kind), sections.get(escape_kind, b"")
 
 
 def encode(model: InferenceModel, feats: torch.Tensor, quality: int) -> list[Section]:
@@ -111,19 +122,18 @@ def encode_latent(model: InferenceModel, y: torch.Tensor) -> list[Section]:
         y_hat = torch.round(y)
         words, esc = coder.encode(y_hat.long().numpy().reshape(-1), _channel_index(y_hat.shape),
                                   model.y_tables)
-        return [Section(Kind.Y, words), Section(Kind.Y_ESCAPES, esc)]
+        return _coded(Kind.Y, Kind.Y_ESCAPES, words, esc)
     z_hat = torch.round(model.net.h_a(y))
     z_words, z_esc = coder.encode(z_hat.long().numpy().reshape(-1), _channel_index(z_hat.shape),
                                   model.z_tables)
-    sections = [Section(Kind.Z, z_words), Section(Kind.Z_ESCAPES, z_esc)]
+    sections = _coded(Kind.Z, Kind.Z_ESCAPES, z_words, z_esc)
 
     def code_pass(number: int, positions: torch.Tensor, mean: torch.Tensor,
                   scale: torch.Tensor) -> torch.Tensor:
         symbols = torch.round(y.double() - mean / ONE)
         words, esc = coder.encode(symbols[positions].long().numpy(),
                                   _index(model, scale)[positions].numpy(), model.y_tables)
-        sections.extend(Section(kind, data) for kind, data in zip(PASS_KINDS[number], (words, esc),
-                                                                  strict=True))
+        sections.extend(_coded(*PASS_KINDS[number], words, esc))
         return symbols
 
     _run_passes(model, z_hat, code_pass)
@@ -137,19 +147,16 @@ def decode_latents(model: InferenceModel, sections: dict[Kind, bytes], height: i
     ds = model.net.downsampling
     if model.net.entropy == "factorized":
         shape = torch.Size((1, model.net.config["M"], height // ds, width // ds))
-        y = coder.decode(_section(sections, Kind.Y), _section(sections, Kind.Y_ESCAPES),
-                         _channel_index(shape), model.y_tables)
+        y = coder.decode(*_stream(sections, Kind.Y, Kind.Y_ESCAPES), _channel_index(shape), model.y_tables)
         return torch.from_numpy(y).double().reshape(shape)
     z_shape = torch.Size((1, model.net.hyper_channels, height // ds, width // ds))
-    z = coder.decode(_section(sections, Kind.Z), _section(sections, Kind.Z_ESCAPES),
-                     _channel_index(z_shape), model.z_tables)
+    z = coder.decode(*_stream(sections, Kind.Z, Kind.Z_ESCAPES), _channel_index(z_shape), model.z_tables)
     y_hat_fixed = torch.zeros(0)
 
     def code_pass(number: int, positions: torch.Tensor, mean: torch.Tensor,
                   scale: torch.Tensor) -> torch.Tensor:
         nonlocal y_hat_fixed
-        kind, esc_kind = PASS_KINDS[number]
-        values = coder.decode(_section(sections, kind), _section(sections, esc_kind),
+        values = coder.decode(*_stream(sections, *PASS_KINDS[number]),
                               _index(model, scale)[positions].numpy(), model.y_tables)
         symbols = torch.zeros_like(mean)
         symbols[positions] = torch.from_numpy(values).double()

@@ -128,9 +128,10 @@ def baselines() -> dict[str, Codec]:
 
 
 def nicodec_codec(model: str | None = None, effort: int = 1) -> Codec:
-    """nicodec through its public API, with the model loaded once; cached by model_id (and the
-    effort level above 1, whose points are slow enough that a cache is what lets a long
-    evaluation be split over several runs)."""
+    """nicodec through its public API, with the model loaded once; cached by model_id and the
+    file format version (sizes change with either), and by the effort level above 1, whose points
+    are slow enough that a cache is what lets a long evaluation be split over several runs."""
+    from nicodec.bitstream.container import VERSION
     from nicodec.codec import refine
     from nicodec.codec.api import compress, decompress
     from nicodec.models.pretrained import load_model
@@ -147,4 +148,4 @@ def nicodec_codec(model: str | None = None, effort: int = 1) -> Codec:
     tag = f"-{hashlib.sha256(slow.encode()).hexdigest()[:8]}" if slow else ""
     return Codec("nicodec", "nicodec", f"nicodec model {m.model_id}{slow}", f"model {m.model_id}{slow}",
                  "quality", (5, 10, 20, 35, 50, 65, 75, 85, 90, 95), encode, decode, search=(1, 100),
-                 cache_tag=m.model_id + tag)
+                 cache_tag=f"{m.model_id}-v{VERSION}{tag}")
