@@ -162,3 +162,10 @@ def test_crafted_metadata_with_a_valid_crc_is_a_format_error(tagged_nic, kind, d
             s.data = data
     with pytest.raises(FormatError, match=f"corrupt {kind.name.lower()} section"):
         decompress(pack(header, sections))
+
+
+@pytest.mark.parametrize("kind", [Kind.Z, Kind.Y, Kind.Y2])
+def test_a_missing_coded_section_is_named(nic, kind):
+    header, sections = unpack(nic)
+    with pytest.raises(FormatError, match=f"missing {kind.name.lower()} section"):
+        decompress(pack(header, [s for s in sections if s.kind != kind]))

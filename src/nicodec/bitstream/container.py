@@ -13,7 +13,7 @@ little-endian):
 Version 1 (still read) had the same parts in fixed-width fields: header u16 length, quality u8,
 width u32, height u32, mode u8, bit depth u8, tile width u32, tile height u32, model id u8 length
 + UTF-8; table u16 count, then kind u8, tile u32, length u32 per section. Its 120 bytes of
-framing were 2-4 % of a small file; version 2 needs about 60.
+framing were 2-4 % of a small file; version 2 needs 66 with the shipped model's id.
 
 Section kinds: z, z_escapes, y, y_escapes (hyper-latent and latent ANS words and their escapes),
 y2, y2_escapes (the checkerboard model's second pass), alpha (PNG-coded), and the input's

@@ -85,15 +85,13 @@ def decompress(data: bytes, model: str | InferenceModel | None = None) -> Image.
     if m.model_id != header.model_id:
         raise ValueError(f"file was written by model {header.model_id}, not {m.model_id}")
     by_kind = {s.kind: s.data for s in sections if s.tile == 0}
-    needed = {Kind.Y, Kind.Z} if m.net.entropy == "hyperprior" else {Kind.Y}  # escapes are optional
-    missing = needed - by_kind.keys()
-    if missing:
-        raise container.FormatError("corrupt file (missing sections)")
     metadata = metadata_of(header, sections)
     ds = m.net.downsampling
     ph, pw = -(-header.height // ds) * ds, -(-header.width // ds) * ds
     try:
         x_hat = latent.decode(m, by_kind, ph, pw, header.quality)
+    except container.FormatError:  # e.g. a missing section: already says what is wrong
+        raise
     except (ValueError, RuntimeError, IndexError) as err:
         raise container.FormatError(f"corrupt payload ({err})") from None
     rgb = imaging.to_uint8(x_hat, header.height, header.width)
