@@ -49,7 +49,7 @@ def test_image_wider_than_a_tile_round_trips(shipped):
     assert 10 * np.log10(255**2 / np.mean((decoded - strip) ** 2)) > 25
 
     x = imaging.to_tensor(strip, shipped.net.downsampling)
-    sections = {s.kind: s.data for s in latent.encode(shipped, latent.features(shipped, x), 75)}
+    sections = {s.kind: s.data for s in latent.encode(shipped, x, 75)}
     tiled = latent.decode(shipped, sections, *x.shape[2:], 75)
     with torch.no_grad():
         whole = shipped.net.synthesize(latent.decode_latents(shipped, sections, *x.shape[2:]).float(),

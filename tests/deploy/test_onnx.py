@@ -46,7 +46,7 @@ def test_onnx_decoder_matches_the_codec(exported, crop_array, quality):
     (y_onnx,) = sessions["analysis"].run(None, {"image": x.numpy(), "level": level.numpy()})
     assert np.abs(y_onnx - y.numpy()).max() < 1e-3
 
-    sections = {s.kind: s.data for s in latent.encode(model, latent.features(model, x), quality)}
+    sections = {s.kind: s.data for s in latent.encode(model, x, quality)}
     y_hat = latent.decode_latents(model, sections, *x.shape[2:]).float()
     (image,) = sessions["synthesis"].run(None, {"y_hat": y_hat.numpy(), "level": level.numpy()})
     decoded = latent.decode(model, sections, *x.shape[2:], quality)

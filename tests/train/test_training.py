@@ -196,7 +196,8 @@ def test_a_config_extends_another(tmp_path):
     base = TrainConfig.load(configs / "hyperprior.toml")
     variant = TrainConfig.load(configs / "checkerboard.toml")
     assert (variant.model, variant.out) == ("checkerboard", "runs/checkerboard")
-    assert variant.model_config == {**base.model_config, "M": 320}  # only what it states differs
+    # only what it states differs
+    assert variant.model_config == {**base.model_config, "M": 320, "level_affine": True}
     assert (variant.cache_crop, variant.crops_per_image) == (288, 6)
     assert variant.level_balance == 0.5
     stated = ("model", "out", "model_config", "cache", "cache_crop", "crops_per_image", "level_balance")
@@ -258,7 +259,7 @@ def test_init_widens_a_smaller_model(tiny_config, tmp_path, crop, capsys):
     wide_config = {**TINY_MODEL, "M": TINY_MODEL["M"] + 8}
     wide = Trainer(tiny_config(steps=6, model="checkerboard", model_config=wide_config,
                                init=str(narrow), out=str(tmp_path / "wide")))
-    assert "widened (N=16→16, M=16→24)" in capsys.readouterr().err
+    assert "grown (M=16→24)" in capsys.readouterr().err
     assert wide.step == 3
     x = torch.from_numpy(np.array(crop.convert("RGB"))[:64, :64]).permute(2, 0, 1)[None].float() / 255
     with torch.no_grad():
@@ -270,7 +271,7 @@ def test_init_widens_a_smaller_model(tiny_config, tmp_path, crop, capsys):
     assert wide.step == 6 and torch.count_nonzero(wide.model.g_a[-1].weight[16:]) > 0  # they learn
     wider = Trainer(tiny_config(steps=4, model="checkerboard", init=str(narrow),
                                 model_config={"N": 24, "M": 16, "N_hyper": 16}, out=str(tmp_path / "wider")))
-    assert "widened (N=16→24, M=16→16)" in capsys.readouterr().err and wider.step == 3
+    assert "grown (N=16→24)" in capsys.readouterr().err and wider.step == 3
     wider.run()  # and the wider model codes real files
     model = load_model(str(export(Path(wider.cfg.out) / "checkpoint.pt", tmp_path / "wider.safetensors",
                                   ship=False)))
@@ -280,6 +281,36 @@ def test_init_widens_a_smaller_model(tiny_config, tmp_path, crop, capsys):
                             out=str(tmp_path / "bad")))
     with pytest.raises(ValueError, match="export it and start from the file with --init"):
         Trainer(tiny_config(model="checkerboard", model_config=wide_config), resume=True)
+
+
+def test_level_affine_tables_grow_from_a_plain_model(tiny_config, tmp_path, crop, capsys):
+    cfg = tiny_config(steps=3, model="checkerboard")
+    Trainer(cfg).run()
+    plain = export(Path(cfg.out) / "checkpoint.pt", tmp_path / "plain.safetensors", ship=False)
+    affine = {**TINY_MODEL, "level_affine": True}
+    run = tiny_config(steps=6, model="checkerboard", model_config=affine, init=str(plain),
+                      out=str(tmp_path / "affine"), lr=1e-4, affine_lr_scale=20.0)
+    grown = Trainer(run)
+    assert "grown (level_affine)" in capsys.readouterr().err and grown.step == 3
+    x = torch.from_numpy(np.array(crop.convert("RGB"))[:64, :64]).permute(2, 0, 1)[None].float() / 255
+    t = torch.tensor([2.5])
+    with torch.no_grad():  # tables at the identity: the same model
+        before, after = load_model(str(plain)).net(x, t, noise=False), grown.model(x, t, noise=False)
+    assert torch.equal(before["x_hat"], after["x_hat"]) and torch.equal(before["bits"], after["bits"])
+    assert [g["lr"] for g in grown.optimizer.param_groups] == pytest.approx([1e-4, 2e-3])
+    grown.run()
+    moved = grown.model.g_s_log_scale.detach().abs().sum(dim=1)
+    assert moved.min() >= 0 and moved.max() > 0  # the tables learn, level by level
+    resumed = Trainer(tiny_config(**{**run.to_dict(), "steps": 7, "init": ""}), resume=True)
+    assert [g["lr"] for g in resumed.optimizer.param_groups] == pytest.approx([1e-4, 2e-3])
+    resumed.run()
+    model = load_model(str(export(Path(run.out) / "checkpoint.pt", tmp_path / "affine.safetensors",
+                                  ship=False)))
+    assert model.net.config["level_affine"] is True
+    assert decompress(compress(crop, quality=40, model=model), model=model).size == crop.size
+    with pytest.raises(ValueError, match="level_affine be added"):  # not taken away
+        Trainer(tiny_config(model="checkerboard", init=str(tmp_path / "affine.safetensors"),
+                            out=str(tmp_path / "bad")))
 
 
 def test_woken_channels_spare_the_encoder_but_not_the_entropy_model(tiny_config, crop):

@@ -37,14 +37,11 @@ def quality_level(model: InferenceModel, quality: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def features(model: InferenceModel, x: torch.Tensor) -> torch.Tensor:
-    """The analysis transform of a padded image x [1, 3, H, W] in [0, 1], tile by tile.
-
-    It is the quality-independent part of the encoder (the quality only scales it by per-channel
-    gains), so a search over qualities runs it once.
-    """
-    stride = model.net.latent_stride
-    return apply_tiled(lambda part: model.net.g_a(part).float(), x,
+def analyse(model: InferenceModel, x: torch.Tensor, quality: int) -> torch.Tensor:
+    """The gained latent of a padded image x [1, 3, H, W] in [0, 1] at `quality`, tile by tile
+    (a level-affine model's analysis differs per quality, so it runs once per quality)."""
+    stride, t = model.net.latent_stride, quality_level(model, quality)
+    return apply_tiled(lambda part: model.net.analyse(part, t), x,
                        (x.shape[2] // stride, x.shape[3] // stride), stride, 1)
 
 
@@ -110,9 +107,9 @@ def _stream(sections: dict[Kind, bytes], kind: Kind, escape_kind: Kind) -> tuple
     return _section(sections, kind), sections.get(escape_kind, b"")
 
 
-def encode(model: InferenceModel, feats: torch.Tensor, quality: int) -> list[Section]:
-    """The coded sections of an image, given its `features`."""
-    return encode_latent(model, feats * model.net.gain(quality_level(model, quality)))
+def encode(model: InferenceModel, x: torch.Tensor, quality: int) -> list[Section]:
+    """The coded sections of a padded image x [1, 3, H, W] in [0, 1]."""
+    return encode_latent(model, analyse(model, x, quality))
 
 
 @torch.no_grad()
@@ -192,14 +189,14 @@ def decode(model: InferenceModel, sections: dict[Kind, bytes], height: int, widt
 
 
 @torch.no_grad()
-def estimate_bits(model: InferenceModel, feats: torch.Tensor, quality: int) -> float:
-    """The model's own rate estimate (continuous densities, no tables), given an image's `features`.
+def estimate_bits(model: InferenceModel, y: torch.Tensor) -> float:
+    """The model's own rate estimate (continuous densities, no tables) of a gained latent y
+    (`analyse`).
 
     Uses the same integer-network means and scales as the codec, but the exact Gaussian and the
     learned densities instead of the quantized tables: comparing it with the real payload size
     measures what table snapping, count quantization and ANS overhead cost.
     """
-    y = feats * model.net.gain(quality_level(model, quality))
     if model.net.entropy == "factorized":
         return float(-torch.log2(model.net.y_prior.likelihood(torch.round(y)).double()).sum())
     z_hat = torch.round(model.net.h_a(y))

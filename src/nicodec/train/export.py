@@ -89,12 +89,12 @@ def codec_figures(dataset: Path, qualities: tuple[int, ...] = FIGURE_QUALITIES) 
         with Image.open(path) as im:
             img = im.convert("RGB")
         ref = np.asarray(img)
-        feats = latent.features(model, imaging.to_tensor(ref, model.net.downsampling))
+        x = imaging.to_tensor(ref, model.net.downsampling)
         for q in qualities:
             data = compress(img, q, model=model)
             dec = np.asarray(decompress(data, model=model))
             payload_bits = 8.0 * sum(s["bytes"] for s in info(data)["sections"])  # header excluded
-            est = latent.estimate_bits(model, feats, q)
+            est = latent.estimate_bits(model, latent.analyse(model, x, q))
             rows[q].append((8.0 * len(data) / (ref.shape[0] * ref.shape[1]), psnr_rgb(ref, dec),
                             ms_ssim_rgb(ref, dec), payload_bits / est))
     return {str(q): dict(zip(("bpp", "psnr", "ms_ssim", "real_over_estimated"),

@@ -24,7 +24,7 @@ from pytorch_msssim import ms_ssim
 from safetensors.torch import load_file
 from torch import nn
 
-from nicodec.models.base import GAIN_TABLES, LAMBDA_MAX, LAMBDA_MIN, LEVELS, Ladder, regrid
+from nicodec.models.base import AFFINE_TABLES, LAMBDA_MAX, LAMBDA_MIN, LEVEL_TABLES, LEVELS, Ladder, regrid
 from nicodec.models.pretrained import file_metadata, fresh_networks, state_dict_from, training_record
 from nicodec.models.registry import build_model
 from nicodec.models.widen import ONLY_WIDTHS, WIDTHS, architecture, can_widen, widen_state
@@ -74,7 +74,7 @@ def _ladder_of(model_config: dict) -> Ladder:
 
 
 def _regrid_gains(state: dict[str, torch.Tensor], old: Ladder, new: Ladder) -> None:
-    for name in GAIN_TABLES:
+    for name in LEVEL_TABLES:
         if name in state:
             state[name] = regrid(state[name], old, new)
 
@@ -137,7 +137,7 @@ class Trainer:
         self._ema_pairs = (list(self.ema.values()), [live[n] for n in self.ema])  # for the step
         self.segment_start = self.step
         for group in self.optimizer.param_groups:  # the first step of a segment obeys its warm-up
-            group["lr"] = self.cfg.lr * self._lr_factor(self.step)
+            group["lr"] = self.cfg.lr * group.get("lr_scale", 1.0) * self._lr_factor(self.step)
         net: nn.Module = self.model
         if self.world > 1:
             net = nn.parallel.DistributedDataParallel(net)
@@ -155,8 +155,20 @@ class Trainer:
             dist.init_process_group("nccl" if self.cfg.device == "cuda" else "gloo")
         return (dist.get_rank(), world) if world > 1 else (0, 1)
 
+    def _param_groups(self) -> list[dict]:
+        """The level-affine tables learn `affine_lr_scale` times faster: each row is reached by
+        only the samples near its level, and they are few (2 x 11 x 384 per transform)."""
+        named = dict(self.model.named_parameters())
+        tables = [named[n] for n in AFFINE_TABLES if n in named]
+        rest = [p for n, p in named.items() if n not in AFFINE_TABLES]
+        groups = [{"params": rest, "lr_scale": 1.0}]
+        if tables:
+            groups.append({"params": tables, "lr_scale": self.cfg.affine_lr_scale,
+                           "lr": self.cfg.lr * self.cfg.affine_lr_scale})
+        return groups
+
     def _optimizer(self) -> torch.optim.Optimizer:
-        params, cfg = self.model.parameters(), self.cfg
+        params, cfg = self._param_groups(), self.cfg
         if cfg.optimizer == "sgd":
             return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
         cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
@@ -195,8 +207,11 @@ class Trainer:
             _regrid_gains(state, old, self.model.ladder)
         if grows:
             if self.rank == 0:
-                widths = ", ".join(f"{k}={config[k]}→{self.model.config[k]}" for k in WIDTHS)
-                print(f"widened ({widths}): new channels start inert", file=sys.stderr)
+                grown = [f"{k}={config[k]}→{self.model.config[k]}" for k in WIDTHS
+                         if config[k] != self.model.config[k]]
+                if not config.get("level_affine") and self.model.config.get("level_affine"):
+                    grown.append("level_affine")
+                print(f"grown ({', '.join(grown)}): what is new starts inert", file=sys.stderr)
             state = widen_state(state, config, self.model)
         fresh = fresh_networks(self.model, tensors)
         if fresh and self.rank == 0:
@@ -221,8 +236,11 @@ class Trainer:
         new = self.model.ladder
         _regrid_gains(ck["model"], old, new)
         _regrid_gains(ck.get("ema") or {}, old, new)
-        index = {n: i for i, (n, _) in enumerate(self.model.named_parameters())}
-        for name in GAIN_TABLES:
+        order = [id(p) for g in self.optimizer.param_groups for p in g["params"]]
+        index = {n: order.index(id(p)) for n, p in self.model.named_parameters()}
+        for name in LEVEL_TABLES:
+            if name not in index:
+                continue
             moments = ck["optimizer"]["state"].get(index[name], {})
             for key, value in moments.items():
                 if value.dim() == 2:  # exp_avg, exp_avg_sq, momentum_buffer
@@ -261,9 +279,9 @@ class Trainer:
         self.step, self.wall, self.cpu = ck["step"], ck["wall"], ck["cpu"]
         self.ema = ck.get("ema") or {}
         # A resumed run follows the learning rate it is given now (e.g. a lower final stage).
-        self.scheduler.base_lrs = [self.cfg.lr for _ in self.optimizer.param_groups]
+        self.scheduler.base_lrs = [self.cfg.lr * g.get("lr_scale", 1.0) for g in self.optimizer.param_groups]
         for group in self.optimizer.param_groups:
-            group["initial_lr"] = self.cfg.lr
+            group["initial_lr"] = self.cfg.lr * group.get("lr_scale", 1.0)
         if self.rank == 0:
             torch.set_rng_state(ck["torch_rng"])
             self.rng.bit_generator.state = json.loads(ck["numpy_rng"])
