@@ -12,15 +12,31 @@ import torch
 from nicodec.cli.main import main
 from nicodec.codec import image as imaging
 from nicodec.codec import latent
+from nicodec.models import pretrained
+from nicodec.models.base import AFFINE_TABLES
 from nicodec.models.pretrained import load_model
+from nicodec.models.registry import build_model
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """Through the command line: `nicodec export-onnx -o DIR`."""
+def _level_affine_file(folder) -> str:
+    """A small checkerboard model whose level-affine tables are not the identity."""
+    torch.manual_seed(0)
+    net = build_model("checkerboard", N=32, M=48, level_affine=True)
+    with torch.no_grad():
+        for name in AFFINE_TABLES:
+            getattr(net, name).normal_(0, 0.2)
+    path = folder / "affine.safetensors"
+    path.write_bytes(pretrained.to_bytes(net))
+    return str(path)
+
+
+@pytest.fixture(scope="module", params=["hyperprior", "level-affine"])
+def exported(request, tmp_path_factory):
+    """Through the command line: `nicodec export-onnx -o DIR` (shipped and level-affine models)."""
     out = tmp_path_factory.mktemp("onnx")
-    assert main(["export-onnx", "-o", str(out), "--model", "hyperprior"]) == 0
-    model = load_model("hyperprior")
+    name = request.param if request.param == "hyperprior" else _level_affine_file(out)
+    assert main(["export-onnx", "-o", str(out), "--model", name]) == 0
+    model = load_model(name)
     paths = {"analysis": out / "analysis.onnx", "synthesis": out / "synthesis.onnx",
              "spec": out / "nicodec-onnx.json"}
     options = ort.SessionOptions()
