@@ -11,7 +11,8 @@ each trained weight in place and adds channels that start inert:
   the synthesis transform's weights on the new latent channels: those inputs are exactly zero, so
   random weights there change nothing yet give the new channels a gradient (with zeros on both
   sides of the latent, the new channels would never receive one);
-- the new channels' gain tables start at the mean of the trained ones;
+- the new channels' gain tables start at the mean of the trained ones, new units' level-affine
+  tables at the identity;
 - the hyper-latent keeps its width (`N_hyper`): a new hyper-latent channel would cost bits from
   its untrained density.
 
@@ -24,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nicodec.models.base import GAIN_TABLES
+from nicodec.models.base import AFFINE_TABLES, GAIN_TABLES
 from nicodec.models.layers import GDN
 
 WIDTHS = ("N", "M")
@@ -102,6 +103,10 @@ def widen_state(old: dict[str, torch.Tensor], old_config: dict, model: nn.Module
         if key in GAIN_TABLES:
             cols = index_map(value.shape[1], state[key].shape[1], m_old, m_new)
             state[key][:] = value.mean(dim=1, keepdim=True)
+            state[key][:, cols] = value
+        elif key in AFFINE_TABLES:  # blocks of N, one per GDN layer; new units' start at identity
+            cols = index_map(value.shape[1], state[key].shape[1], old_config["N"], model.config["N"])
+            state[key].zero_()
             state[key][:, cols] = value
         elif isinstance(module, nn.Conv2d | nn.ConvTranspose2d | GDN):
             out_dim = 1 if isinstance(module, nn.ConvTranspose2d) and pname == "weight" else 0
