@@ -163,8 +163,7 @@ class Trainer:
         rest = [p for n, p in named.items() if n not in AFFINE_TABLES]
         groups = [{"params": rest, "lr_scale": 1.0}]
         if tables:
-            groups.append({"params": tables, "lr_scale": self.cfg.affine_lr_scale,
-                           "lr": self.cfg.lr * self.cfg.affine_lr_scale})
+            groups.append({"params": tables, "lr_scale": self.cfg.affine_lr_scale})
         return groups
 
     def _optimizer(self) -> torch.optim.Optimizer:
@@ -236,8 +235,9 @@ class Trainer:
         new = self.model.ladder
         _regrid_gains(ck["model"], old, new)
         _regrid_gains(ck.get("ema") or {}, old, new)
-        order = [id(p) for g in self.optimizer.param_groups for p in g["params"]]
-        index = {n: order.index(id(p)) for n, p in self.model.named_parameters()}
+        position = {id(p): i for i, p in enumerate(p for g in self.optimizer.param_groups
+                                                   for p in g["params"])}
+        index = {n: position[id(p)] for n, p in self.model.named_parameters()}
         for name in LEVEL_TABLES:
             if name not in index:
                 continue
