@@ -9,7 +9,10 @@ import torch
 from nicodec.codec import image as imaging
 from nicodec.codec import latent, tiling
 from nicodec.codec.api import compress, decompress
+from nicodec.models.base import VariableRateModel
 from nicodec.models.pretrained import load_model
+from nicodec.models.registry import build_model
+from nicodec.models.widen import widen_state
 from tests.conftest import kodak_crop
 
 
@@ -28,15 +31,32 @@ def shipped():
     return load_model("hyperprior")
 
 
-def test_tiled_transforms_match_whole_image_transforms(shipped, crop_array):
+def with_working_residual_blocks(net: VariableRateModel) -> VariableRateModel:
+    """`net` with 2 residual blocks per stage whose last layers are not (yet) zero."""
+    deep = build_model(net.name, **{**net.config, "res_blocks": 2})
+    deep.load_state_dict(widen_state(net.state_dict(), net.config, deep))
+    torch.manual_seed(0)
+    for blocks in (deep.g_a_res, deep.g_s_res):
+        for block in blocks.values():
+            for unit in block:
+                torch.nn.init.normal_(unit.body[-1].weight, std=0.05)
+    return deep
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_tiled_transforms_match_whole_image_transforms(shipped, crop_array, residual):
     net, t = shipped.net, torch.tensor([3.0])
+    if residual:
+        net = with_working_residual_blocks(net)
+        assert net.tile_margin == 4
     x = imaging.to_tensor(crop_array, net.downsampling)
-    grid = (x.shape[2] // 16, x.shape[3] // 16)
+    grid, margin = (x.shape[2] // 16, x.shape[3] // 16), net.tile_margin
     with torch.no_grad():
         y = net.analyse(x, t)
-        y_tiled = tiling.apply_tiled(lambda p: net.analyse(p, t), x, grid, 16, 1, tile=3)
+        y_tiled = tiling.apply_tiled(lambda p: net.analyse(p, t), x, grid, 16, 1, tile=3, margin=margin)
         x_hat = net.synthesize(torch.round(y), t)
-        x_tiled = tiling.apply_tiled(lambda p: net.synthesize(p, t), torch.round(y), grid, 1, 16, tile=3)
+        x_tiled = tiling.apply_tiled(lambda p: net.synthesize(p, t), torch.round(y), grid, 1, 16, tile=3,
+                                     margin=margin)
     assert (y_tiled - y).abs().max() < 1e-3
     assert (x_tiled - x_hat).abs().max() < 1e-3
 

@@ -19,12 +19,16 @@ from nicodec.models.registry import build_model
 
 
 def _level_affine_file(folder) -> str:
-    """A small checkerboard model whose level-affine tables are not the identity."""
+    """A small checkerboard model whose level-affine tables are not the identity and whose
+    residual blocks are at work (their last layers are not zero)."""
     torch.manual_seed(0)
-    net = build_model("checkerboard", N=32, M=48, level_affine=True)
+    net = build_model("checkerboard", N=32, M=48, level_affine=True, res_blocks=1)
     with torch.no_grad():
         for name in AFFINE_TABLES:
             getattr(net, name).normal_(0, 0.2)
+        for blocks in (net.g_a_res, net.g_s_res):
+            for block in blocks.values():
+                block[0].body[-1].weight.normal_(0, 0.05)
     path = folder / "affine.safetensors"
     path.write_bytes(pretrained.to_bytes(net))
     return str(path)

@@ -1,4 +1,5 @@
-"""Widening the latent of a trained model keeps what it computes and lets the new channels learn."""
+"""Widening a trained model (latent, transforms, residual blocks) keeps what it computes and lets
+what is new learn."""
 
 from __future__ import annotations
 
@@ -67,3 +68,22 @@ def test_new_channels_get_a_gradient(crop):
     for other in ({"N": 24, "M": 20}, {"N": 16, "M": 8}):  # not the hyper-latent; only up
         with pytest.raises(ValueError, match="only the widths N and M may grow"):
             widen_state(old.state_dict(), old.config, build_model("checkerboard", **other, levels=5))
+
+
+def test_residual_blocks_start_as_the_identity_and_learn(crop):
+    shipped = load_model().net
+    deep = build_model(shipped.name, **{**shipped.config, "res_blocks": 2})
+    deep.load_state_dict(widen_state(shipped.state_dict(), shipped.config, deep))
+    assert sorted(deep.g_a_res) == ["3", "5"] and sorted(deep.g_s_res) == ["1", "3"]  # 1/4, 1/8
+    x = torch.from_numpy(np.array(crop)[:128, :128]).permute(2, 0, 1)[None].float() / 255
+    t = torch.tensor([6.0])
+    with torch.no_grad():
+        before, after = shipped.eval()(x, t, noise=False), deep.eval()(x, t, noise=False)
+    assert torch.equal(before["x_hat"], after["x_hat"]) and torch.equal(before["bits"], after["bits"])
+    out = deep.train()(x, t)
+    (out["bits"].sum() / 1e3 + ((out["x_hat"] - x) ** 2).sum()).backward()
+    for blocks in (deep.g_a_res, deep.g_s_res):
+        for block in blocks.values():
+            assert block[0].body[-1].weight.grad.abs().sum() > 0  # the zero layer learns at once
+    with pytest.raises(ValueError, match="res_blocks be added"):  # not taken away
+        widen_state(deep.state_dict(), deep.config, build_model(shipped.name, **shipped.config))

@@ -197,7 +197,7 @@ def test_a_config_extends_another(tmp_path):
     variant = TrainConfig.load(configs / "checkerboard.toml")
     assert (variant.model, variant.out) == ("checkerboard", "runs/checkerboard")
     # only what it states differs
-    assert variant.model_config == {**base.model_config, "M": 320, "level_affine": True}
+    assert variant.model_config == {**base.model_config, "M": 320, "level_affine": True, "res_blocks": 2}
     assert (variant.cache_crop, variant.crops_per_image) == (288, 6)
     assert variant.level_balance == 0.5
     stated = ("model", "out", "model_config", "cache", "cache_crop", "crops_per_image", "level_balance")
@@ -308,9 +308,29 @@ def test_level_affine_tables_grow_from_a_plain_model(tiny_config, tmp_path, crop
                                   ship=False)))
     assert model.net.config["level_affine"] is True
     assert decompress(compress(crop, quality=40, model=model), model=model).size == crop.size
-    with pytest.raises(ValueError, match="level_affine be added"):  # not taken away
+    with pytest.raises(ValueError, match="level_affine or res_blocks be added"):  # not taken away
         Trainer(tiny_config(model="checkerboard", init=str(tmp_path / "affine.safetensors"),
                             out=str(tmp_path / "bad")))
+
+
+def test_residual_blocks_grow_into_a_trained_model(tiny_config, tmp_path, crop, capsys):
+    cfg = tiny_config(steps=3, model="checkerboard")
+    Trainer(cfg).run()
+    plain = export(Path(cfg.out) / "checkpoint.pt", tmp_path / "plain.safetensors", ship=False)
+    run = tiny_config(steps=6, model="checkerboard", model_config={**TINY_MODEL, "res_blocks": 1},
+                      init=str(plain), out=str(tmp_path / "deep"), lr=1e-4, res_lr_scale=4.0)
+    grown = Trainer(run)
+    assert "grown (res_blocks=0→1)" in capsys.readouterr().err and grown.step == 3
+    assert [g["lr"] for g in grown.optimizer.param_groups] == pytest.approx([1e-4, 4e-4])
+    last = grown.model.g_s_res["1"][0].body[-1].weight
+    assert torch.count_nonzero(last) == 0
+    grown.run()
+    assert torch.count_nonzero(last) > 0  # the block has begun to work
+    model = load_model(str(export(Path(run.out) / "checkpoint.pt", tmp_path / "deep.safetensors",
+                                  ship=False)))
+    assert model.net.config["res_blocks"] == 1
+    assert torch.equal(model.net.g_s_res["1"][0].body[-1].weight, last.detach())
+    assert decompress(compress(crop, quality=40, model=model), model=model).size == crop.size
 
 
 def test_woken_channels_spare_the_encoder_but_not_the_entropy_model(tiny_config, crop):
@@ -395,3 +415,11 @@ def test_ddp_two_processes(tiny_config, tmp_path):
     assert res.returncode == 0, res.stderr[:3000] + "\n...\n" + res.stderr[-1500:]
     assert (Path(cfg.out) / "checkpoint.pt").exists()
     assert len(_losses(Path(cfg.out))) == 3
+
+
+@pytest.mark.parametrize(("capability", "precision"), [("AVX2", "fp32"), ("AVX512", "bf16")])
+def test_bf16_falls_back_to_fp32_where_it_is_slow(tiny_config, monkeypatch, capsys, capability, precision):
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    trainer = Trainer(tiny_config(precision="bf16"))
+    assert trainer.cfg.precision == precision
+    assert ("training in fp32" in capsys.readouterr().err) == (precision == "fp32")

@@ -42,7 +42,7 @@ def analyse(model: InferenceModel, x: torch.Tensor, quality: int) -> torch.Tenso
     (a level-affine model's analysis differs per quality, so it runs once per quality)."""
     stride, t = model.net.latent_stride, quality_level(model, quality)
     return apply_tiled(lambda part: model.net.analyse(part, t), x,
-                       (x.shape[2] // stride, x.shape[3] // stride), stride, 1)
+                       (x.shape[2] // stride, x.shape[3] // stride), stride, 1, margin=model.net.tile_margin)
 
 
 def _index(model: InferenceModel, scale_fixed: torch.Tensor) -> torch.Tensor:
@@ -184,7 +184,7 @@ def decode(model: InferenceModel, sections: dict[Kind, bytes], height: int, widt
     t = quality_level(model, quality)
     with _single_thread():
         x_hat = apply_tiled(lambda part: model.net.synthesize(part, t), y_hat, tuple(y_hat.shape[2:]),
-                            1, model.net.latent_stride)
+                            1, model.net.latent_stride, margin=model.net.tile_margin)
     return x_hat.clamp(0, 1)
 
 

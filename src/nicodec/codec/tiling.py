@@ -15,6 +15,7 @@ import torch
 
 TILE = 96  # latent positions per tile side: 1536 pixels, about 1.5 GB of activations at most
 MARGIN = 2  # overlap per side: four stride-2 layers with 5x5 kernels reach under 2 positions
+# (a model with residual blocks needs more: its `tile_margin`)
 
 Window = tuple[int, int, int, int]  # top, bottom, left, right
 

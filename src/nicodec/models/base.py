@@ -10,6 +10,10 @@ each GDN layer's input is also scaled and shifted per channel by level-t tables 
 identity), so the encoder and decoder can work differently at 0.1 and at 1.5 bpp: fine-tuning
 only such tables at one level won 1.8 % of its loss in 250 steps where the gains alone won
 nothing (docs/TRAINING_LOG.md, session 15).
+
+With `res_blocks`, residual bottleneck blocks after the GDN layers at 1/4 and 1/8 resolution
+add depth to both transforms; they start as the identity, so a trained model takes them on
+without losing what it has learnt (`nicodec train --init`).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from nicodec.models.layers import GDN
+from nicodec.models.layers import GDN, ResidualBottleneck
 
 LAMBDA_MIN = 0.0018
 LAMBDA_MAX = 0.25
@@ -28,6 +32,7 @@ LEVELS = 8
 GAIN_TABLES = ("log_gain", "log_inv_gain")  # per-level latent gains
 AFFINE_TABLES = tuple(f"{net}_{kind}" for net in ("g_a", "g_s") for kind in ("log_scale", "shift"))
 LEVEL_TABLES = GAIN_TABLES + AFFINE_TABLES  # every parameter indexed by level
+RES_BLOCKS = ("g_a_res", "g_s_res")  # residual blocks of the transforms (`add_residual_blocks`)
 
 Ladder = tuple[int, float, float]  # (levels, lambda_min, lambda_max)
 
@@ -95,6 +100,13 @@ class VariableRateModel(nn.Module):
     def ladder(self) -> Ladder:
         return self.levels, self.lambda_min, self.lambda_max
 
+    @property
+    def tile_margin(self) -> int:
+        """Latent positions of overlap that tiles need (`codec/tiling.py`): the four 5x5 stride-2
+        layers reach under 2; a residual block adds a 3x3 convolution at 1/8 resolution (half a
+        position) and one at 1/4 (a quarter), on each side of the latent."""
+        return 2 + math.ceil(0.75 * self.config.get("res_blocks", 0))
+
     def lam(self, t: torch.Tensor) -> torch.Tensor:
         """Rate-distortion trade-off of level t (geometric interpolation)."""
         frac = t / (self.levels - 1)
@@ -118,20 +130,40 @@ class VariableRateModel(nn.Module):
             for kind in ("log_scale", "shift"):
                 setattr(self, f"{net}_{kind}", nn.Parameter(torch.zeros(self.levels, width)))
 
+    def add_residual_blocks(self, count: int) -> None:
+        """`count` residual blocks after each GDN layer of g_a and g_s but the one at 1/2
+        resolution, where they would cost four times as much (call once the transforms exist).
+        They live in `g_a_res` / `g_s_res`, keyed by the layer they follow, so the transforms'
+        own weights keep their names."""
+        self.config["res_blocks"] = count
+        for net, finest in (("g_a", 0), ("g_s", -1)):
+            layers = getattr(self, net)
+            gdns = [i for i, m in enumerate(layers) if isinstance(m, GDN)]
+            del gdns[finest]
+            setattr(self, f"{net}_res", nn.ModuleDict({  # see RES_BLOCKS
+                str(i): nn.Sequential(*(ResidualBottleneck(layers[i].beta_sqrt.numel())
+                                        for _ in range(count)))
+                for i in gdns}))
+
     def transform(self, net: str, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Run g_a or g_s; with level-affine tables, each GDN layer's input first goes through
-        its channels' scale and shift at level t."""
+        its channels' scale and shift at level t; residual blocks follow the layers they name."""
         layers = getattr(self, net)
-        if not self.config.get("level_affine"):
+        affine = self.config.get("level_affine")
+        blocks = getattr(self, f"{net}_res", None) if self.config.get("res_blocks") else None
+        if not affine and blocks is None:
             return layers(x)
-        log_scale, shift = getattr(self, f"{net}_log_scale"), getattr(self, f"{net}_shift")
+        if affine:
+            log_scale, shift = getattr(self, f"{net}_log_scale"), getattr(self, f"{net}_shift")
         start = 0
-        for layer in layers:
-            if isinstance(layer, GDN):
+        for i, layer in enumerate(layers):
+            if affine and isinstance(layer, GDN):
                 part = slice(start, start + layer.beta_sqrt.numel())
                 x = x * self._interp(log_scale[:, part], t) + self._lerp(shift[:, part], t)
                 start = part.stop
             x = layer(x)
+            if blocks is not None and str(i) in blocks:
+                x = blocks[str(i)](x)
         return x
 
     def gain(self, t: torch.Tensor) -> torch.Tensor:

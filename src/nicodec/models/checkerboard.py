@@ -49,8 +49,9 @@ class CheckerboardHyperprior(MeanScaleHyperprior):
 
     def __init__(self, N: int = 128, M: int = 192, levels: int = LEVELS,
                  lambda_min: float = LAMBDA_MIN, lambda_max: float = LAMBDA_MAX,
-                 N_hyper: int | None = None, level_affine: bool = False) -> None:
-        super().__init__(N, M, levels, lambda_min, lambda_max, N_hyper, level_affine)
+                 N_hyper: int | None = None, level_affine: bool = False,
+                 res_blocks: int = 0) -> None:
+        super().__init__(N, M, levels, lambda_min, lambda_max, N_hyper, level_affine, res_blocks)
         self.context = nn.Sequential(CheckerboardConv(M, 2 * M))
         self.entropy_net = nn.Sequential(conv(4 * M, 10 * M // 3, 1, 1), nn.ReLU(inplace=True),
                                          conv(10 * M // 3, 8 * M // 3, 1, 1), nn.ReLU(inplace=True),

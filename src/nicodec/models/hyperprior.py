@@ -20,10 +20,12 @@ class MeanScaleHyperprior(VariableRateModel):
 
     def __init__(self, N: int = 128, M: int = 192, levels: int = LEVELS,
                  lambda_min: float = LAMBDA_MIN, lambda_max: float = LAMBDA_MAX,
-                 N_hyper: int | None = None, level_affine: bool = False) -> None:
+                 N_hyper: int | None = None, level_affine: bool = False,
+                 res_blocks: int = 0) -> None:
         """`N_hyper` (the hyper-latent's width, N unless given) is separate so that the
         transforms can be widened without adding hyper-latent channels, which would cost bits.
-        `level_affine` adds per-level scales and shifts in the transforms (`base`)."""
+        `level_affine` adds per-level scales and shifts in the transforms, `res_blocks` that many
+        residual blocks per stage at 1/4 and 1/8 resolution (`base`)."""
         H = N if N_hyper is None else N_hyper
         super().__init__(M, levels, lambda_min, lambda_max, N=N, M=M,
                          **({} if H == N else {"N_hyper": H}))
@@ -32,6 +34,8 @@ class MeanScaleHyperprior(VariableRateModel):
         self.g_s = gdn_synthesis(N, M)
         if level_affine:
             self.add_level_affine()
+        if res_blocks:
+            self.add_residual_blocks(res_blocks)
         self.h_a = nn.Sequential(conv(M, H, 3, 1), nn.LeakyReLU(inplace=True), conv(H, H),
                                  nn.LeakyReLU(inplace=True), conv(H, H))
         self.h_s = nn.Sequential(deconv(H, M), nn.ReLU(inplace=True), deconv(M, M * 3 // 2),

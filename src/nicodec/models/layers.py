@@ -40,6 +40,27 @@ class GDN(nn.Module):
         return x * norm if self.inverse else x / norm
 
 
+class ResidualBottleneck(nn.Module):
+    """x + 1x1 -> 3x3 -> 1x1 at half the width (He et al. 2016; as in ELIC's transforms).
+
+    The last convolution starts at zero, so the block starts as the identity and can be added to
+    a trained transform without changing what it computes; the bottleneck keeps it at about a
+    sixth of the cost of two full-width 3x3 convolutions.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        mid = channels // 2
+        self.body = nn.Sequential(conv(channels, mid, 1, 1), nn.LeakyReLU(inplace=True),
+                                  conv(mid, mid, 3, 1), nn.LeakyReLU(inplace=True),
+                                  conv(mid, channels, 1, 1))
+        nn.init.zeros_(self.body[-1].weight)
+        nn.init.zeros_(self.body[-1].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
 def gdn_analysis(N: int, M: int) -> nn.Sequential:
     """Ballé et al. analysis transform: four 5x5 stride-2 convs with GDN, /16."""
     return nn.Sequential(conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M))

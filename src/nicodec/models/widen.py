@@ -29,8 +29,9 @@ from nicodec.models.base import AFFINE_TABLES, GAIN_TABLES
 from nicodec.models.layers import GDN
 
 WIDTHS = ("N", "M")
-ONLY_WIDTHS = ("only the widths N and M may grow (and level_affine be added); the hyper-latent "
-               "keeps its width: set N_hyper")
+ADDABLE = ("level_affine", "res_blocks")  # parts that start as the identity: may be added
+ONLY_WIDTHS = ("only the widths N and M may grow (and level_affine or res_blocks be added); the "
+               "hyper-latent keeps its width: set N_hyper")
 LATENT_OUTPUTS = ("g_a", "h_s", "entropy_net")  # last layers: latent, its (mean, scale), correction
 READS_LATENT = "g_s"  # its first layer reads the quantized latent
 
@@ -70,16 +71,16 @@ def fixed_architecture(config: dict) -> dict:
     """What widening must leave unchanged: the architecture settings but N and M, and the
     hyper-latent's width (which is N unless the model says otherwise)."""
     fixed = {k: v for k, v in architecture(config).items()
-             if k not in WIDTHS + ("N_hyper", "level_affine")}
+             if k not in WIDTHS + ("N_hyper",) + ADDABLE}
     return {**fixed, "N_hyper": config.get("N_hyper", config.get("N"))}
 
 
 def can_widen(old: dict, new: dict) -> bool:
     """Whether a model of `old` settings grows into one of `new` (or is the same); level-affine
-    tables may be added (they start at the identity), not taken away."""
+    tables and residual blocks may be added (they start as the identity), not taken away."""
     return fixed_architecture(old) == fixed_architecture(new) and all(
         old.get(k) is not None and new.get(k) is not None and old[k] <= new[k] for k in WIDTHS
-    ) and old.get("level_affine", False) <= new.get("level_affine", False)
+    ) and all(old.get(k, 0) <= new.get(k, 0) for k in ADDABLE)
 
 
 def widen_state(old: dict[str, torch.Tensor], old_config: dict, model: nn.Module) -> dict[str, torch.Tensor]:

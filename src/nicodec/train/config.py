@@ -48,6 +48,7 @@ class TrainConfig:
     lr_schedule: str = "constant"  # constant | cosine (needs steps)
     warmup_steps: int = 0
     affine_lr_scale: float = 20.0  # learning-rate factor of level-affine tables (model_config level_affine)
+    res_lr_scale: float = 4.0  # learning-rate factor of residual blocks (model_config res_blocks)
     weight_decay: float = 0.0
     loss: str = "mse"  # mse | ms-ssim, as rate + lambda * distortion
     lambda_min: float = 0.0018

@@ -24,10 +24,20 @@ from pytorch_msssim import ms_ssim
 from safetensors.torch import load_file
 from torch import nn
 
-from nicodec.models.base import AFFINE_TABLES, LAMBDA_MAX, LAMBDA_MIN, LEVEL_TABLES, LEVELS, Ladder, regrid
+from nicodec.models.base import (
+    AFFINE_TABLES,
+    LAMBDA_MAX,
+    LAMBDA_MIN,
+    LEVEL_TABLES,
+    LEVELS,
+    RES_BLOCKS,
+    Ladder,
+    regrid,
+)
+from nicodec.models.precision import bf16_pays
 from nicodec.models.pretrained import file_metadata, fresh_networks, state_dict_from, training_record
 from nicodec.models.registry import build_model
-from nicodec.models.widen import ONLY_WIDTHS, WIDTHS, architecture, can_widen, widen_state
+from nicodec.models.widen import ADDABLE, ONLY_WIDTHS, WIDTHS, architecture, can_widen, widen_state
 from nicodec.train.config import TrainConfig
 from nicodec.train.data import CropCache, sample_batch
 
@@ -108,6 +118,11 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.device = torch.device(cfg.device if cfg.device == "cpu" else f"cuda:{self._local_rank()}")
+        if cfg.precision == "bf16" and not bf16_pays(self.device):
+            if self.rank == 0:
+                print(f"bf16 is far slower than fp32 on this CPU ({torch.backends.cpu.get_cpu_capability()}, "
+                      "no AVX-512): training in fp32", file=sys.stderr)
+            cfg.precision = "fp32"
         torch.manual_seed(cfg.seed + self.rank)
         self.rng = np.random.default_rng(cfg.seed + self.rank)
         self.model = build_model(cfg.model, **_model_config(cfg.to_dict())).to(self.device)
@@ -157,13 +172,18 @@ class Trainer:
 
     def _param_groups(self) -> list[dict]:
         """The level-affine tables learn `affine_lr_scale` times faster: each row is reached by
-        only the samples near its level, and they are few (2 x 11 x 384 per transform)."""
+        only the samples near its level, and they are few (2 x 11 x 384 per transform). Residual
+        blocks learn `res_lr_scale` times faster: added to a trained model, they start from
+        nothing while the rest is being fine-tuned."""
         named = dict(self.model.named_parameters())
         tables = [named[n] for n in AFFINE_TABLES if n in named]
-        rest = [p for n, p in named.items() if n not in AFFINE_TABLES]
-        groups = [{"params": rest, "lr_scale": 1.0}]
+        blocks = [p for n, p in named.items() if n.split(".")[0] in RES_BLOCKS]
+        taken = {id(p) for p in tables + blocks}
+        groups = [{"params": [p for p in named.values() if id(p) not in taken], "lr_scale": 1.0}]
         if tables:
             groups.append({"params": tables, "lr_scale": self.cfg.affine_lr_scale})
+        if blocks:
+            groups.append({"params": blocks, "lr_scale": self.cfg.res_lr_scale})
         return groups
 
     def _optimizer(self) -> torch.optim.Optimizer:
@@ -208,8 +228,10 @@ class Trainer:
             if self.rank == 0:
                 grown = [f"{k}={config[k]}→{self.model.config[k]}" for k in WIDTHS
                          if config[k] != self.model.config[k]]
-                if not config.get("level_affine") and self.model.config.get("level_affine"):
-                    grown.append("level_affine")
+                for k in ADDABLE:
+                    was, now = config.get(k, 0), self.model.config.get(k, 0)
+                    if was != now:
+                        grown.append(k if now is True else f"{k}={was}→{now}")
                 print(f"grown ({', '.join(grown)}): what is new starts inert", file=sys.stderr)
             state = widen_state(state, config, self.model)
         fresh = fresh_networks(self.model, tensors)
