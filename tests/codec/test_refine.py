@@ -30,9 +30,8 @@ def real_cost(model, data: bytes, reference: np.ndarray) -> float:
     return 8 * len(data) / (h * w) + model.net.lam(t).item() * 255**2 * mse
 
 
-def test_refined_files_cost_less_and_decode(shipped, crop, crop_array, monkeypatch):
-    monkeypatch.setitem(refine.EFFORT_ITERATIONS, 2, 60)
-    torch.manual_seed(0)
+def test_refined_files_cost_less_and_decode(shipped, crop, crop_array):
+    torch.manual_seed(0)  # effort 2 at its real iteration count: fewer can end at the plain file's cost
     plain, refined = api.compress(crop, 50, model=shipped), api.compress(crop, 50, model=shipped, effort=2)
     assert refined != plain
     assert real_cost(shipped, refined, crop_array) < real_cost(shipped, plain, crop_array)

@@ -71,14 +71,14 @@ def test_new_channels_get_a_gradient(crop):
 
 
 def test_residual_blocks_start_as_the_identity_and_learn(crop):
-    shipped = load_model().net
-    deep = build_model(shipped.name, **{**shipped.config, "res_blocks": 2})
-    deep.load_state_dict(widen_state(shipped.state_dict(), shipped.config, deep))
+    base = build_model("checkerboard", N=32, M=48, levels=5, level_affine=True)  # without blocks
+    deep = build_model(base.name, **{**base.config, "res_blocks": 2})
+    deep.load_state_dict(widen_state(base.state_dict(), base.config, deep))
     assert sorted(deep.g_a_res) == ["3", "5"] and sorted(deep.g_s_res) == ["1", "3"]  # 1/4, 1/8
     x = torch.from_numpy(np.array(crop)[:128, :128]).permute(2, 0, 1)[None].float() / 255
     t = torch.tensor([6.0])
     with torch.no_grad():
-        before, after = shipped.eval()(x, t, noise=False), deep.eval()(x, t, noise=False)
+        before, after = base.eval()(x, t, noise=False), deep.eval()(x, t, noise=False)
     assert torch.equal(before["x_hat"], after["x_hat"]) and torch.equal(before["bits"], after["bits"])
     out = deep.train()(x, t)
     (out["bits"].sum() / 1e3 + ((out["x_hat"] - x) ** 2).sum()).backward()
@@ -86,4 +86,4 @@ def test_residual_blocks_start_as_the_identity_and_learn(crop):
         for block in blocks.values():
             assert block[0].body[-1].weight.grad.abs().sum() > 0  # the zero layer learns at once
     with pytest.raises(ValueError, match="res_blocks be added"):  # not taken away
-        widen_state(deep.state_dict(), deep.config, build_model(shipped.name, **shipped.config))
+        widen_state(deep.state_dict(), deep.config, build_model(base.name, **base.config))
