@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ import torch
 from PIL import Image
 
 from nicodec import compress, decompress
+from nicodec.eval.baselines import nicodec_codec
+from nicodec.eval.runner import PointCache, evaluate
 from nicodec.models.pretrained import load_model
 from nicodec.models.registry import MODELS
 from nicodec.train.config import TrainConfig, parse_duration
@@ -224,10 +227,15 @@ def test_export_roundtrips_into_codec(tiny_config, tmp_path, crop):
 
 def test_model_card_figures_use_the_real_codec(tmp_path):
     kodak_crop(1, (0, 0, 256, 192)).save(tmp_path / "one.png")  # MS-SSIM needs 161+ pixels a side
-    figures = codec_figures(tmp_path, qualities=(20, 80))
+    cache = PointCache(tmp_path / "cache")
+    figures = codec_figures(tmp_path, qualities=(20, 80), cache=cache)
     low, high = figures["20"], figures["80"]
     assert 0 < low["bpp"] < high["bpp"] and 20 < low["psnr"] < high["psnr"]
     assert 0.95 < high["real_over_estimated"] < 1.05 and 0 < low["ms_ssim"] < high["ms_ssim"] < 1
+    # `nicodec eval` of the same model then reads those points instead of measuring them again
+    codec = replace(nicodec_codec(), values=(20, 50, 80))
+    points, hits = evaluate([tmp_path / "one.png"], [codec], cache, progress=False)
+    assert hits == 2 and [p["bpp"] for p in points if p["setting"] != 50] == [low["bpp"], high["bpp"]]
 
 
 def test_checkerboard_warm_starts_from_hyperprior_weights(tiny_config, tmp_path, crop, capsys):

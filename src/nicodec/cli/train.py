@@ -32,6 +32,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", help="write the weights here instead of shipping them")
     p.add_argument("--figures", metavar="DATASET",
                    help="also measure bpp/PSNR/MS-SSIM on this folder for the model card")
+    p.add_argument("--cache", default=".cache/eval",
+                   help="the figures' per-point cache, shared with `nicodec eval` (default .cache/eval)")
     p.add_argument("--weights", choices=EXPORT_WEIGHTS, default="auto",
                    help="the moving average, the raw weights, or (auto, the default) whichever had "
                    "the lower validation loss at the checkpoint's step (val.csv / val_ema.csv)")
@@ -53,12 +55,13 @@ def train(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
+    from nicodec.eval.runner import PointCache
     from nicodec.train.export import export as do_export
 
     out = do_export(Path(args.checkpoint), Path(args.output) if args.output else None,
                     ship=args.output is None,
                     figures_dataset=Path(args.figures) if args.figures else None,
-                    weights=args.weights)
+                    weights=args.weights, cache=PointCache(Path(args.cache)))
     print(f"wrote {out}")
     return 0
 
