@@ -11,6 +11,7 @@ from pathlib import Path
 from nicodec.cli.codec import _quality
 
 REPO_ANCHORS = Path(__file__).resolve().parents[3].parent / "shared" / "anchors" / "kodak"
+EVAL_CACHE = ".cache/eval"  # per-point cache, shared with `nicodec export --figures`
 GROUPS = ("all", "baselines")  # nicodec + every baseline; every baseline (lossy and lossless)
 
 
@@ -44,7 +45,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="only the k-th of N shards of the images (by name hash): split a slow run "
                    "over processes or machines sharing --cache; a run without it then reads every "
                    "point from the cache")
-    p.add_argument("--cache", default=".cache/eval", help="per-point cache folder (default .cache/eval)")
+    p.add_argument("--cache", default=EVAL_CACHE, help=f"per-point cache folder (default {EVAL_CACHE})")
     p.add_argument("--no-cache", action="store_true", help="recompute everything, write no cache")
     p.add_argument("--threads", type=int, default=1, help="threads per codec (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from nicodec.cli.eval import EVAL_CACHE
 from nicodec.train.config import EXPORT_WEIGHTS, TrainConfig, config_fields
 
 
@@ -32,8 +33,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", help="write the weights here instead of shipping them")
     p.add_argument("--figures", metavar="DATASET",
                    help="also measure bpp/PSNR/MS-SSIM on this folder for the model card")
-    p.add_argument("--cache", default=".cache/eval",
-                   help="the figures' per-point cache, shared with `nicodec eval` (default .cache/eval)")
+    p.add_argument("--cache", default=EVAL_CACHE,
+                   help=f"the figures' per-point cache, shared with `nicodec eval` (default {EVAL_CACHE})")
     p.add_argument("--weights", choices=EXPORT_WEIGHTS, default="auto",
                    help="the moving average, the raw weights, or (auto, the default) whichever had "
                    "the lower validation loss at the checkpoint's step (val.csv / val_ema.csv)")

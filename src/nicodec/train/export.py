@@ -94,9 +94,11 @@ def codec_figures(dataset: Path, qualities: tuple[int, ...] = FIGURE_QUALITIES,
     model = pretrained.load_model()
     images = list_images(dataset)
     points, _ = evaluate(images, [replace(nicodec_codec(), values=qualities)], cache, progress=False)
-    estimated = {(path.name, q): latent.estimate_bits(model, latent.analyse(
-                     model, imaging.to_tensor(load_rgb(path), model.net.downsampling), q))
-                 for path in images for q in qualities}
+    estimated: dict[tuple[str, int], float] = {}
+    for path in images:
+        x = imaging.to_tensor(load_rgb(path), model.net.downsampling)
+        for q in qualities:  # the image decoded once, analysed per quality
+            estimated[path.name, q] = latent.estimate_bits(model, latent.analyse(model, x, q))
     return {str(q): {"bpp": float(np.mean([p["bpp"] for p in rows])),
                      "psnr": float(np.mean([p["psnr"] for p in rows])),
                      "ms_ssim": float(np.mean([p["ms_ssim"] for p in rows])),
