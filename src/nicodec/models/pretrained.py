@@ -86,7 +86,22 @@ def to_bytes(model: VariableRateModel, training: dict | None = None) -> bytes:
     tensors.update(codec_tensors(model))
     meta = {"model": model.name, "config": json.dumps(model.config),
             "training": json.dumps(training or {})}  # cumulative steps/CPU time, for --init
-    return save(tensors, metadata=meta)
+    return _sorted_metadata(save(tensors, metadata=meta))
+
+
+def _sorted_metadata(data: bytes) -> bytes:
+    """The same file with its metadata keys in sorted order.
+
+    safetensors writes metadata in hash-map order, which changes from call to call; sorting it
+    makes an export of the same checkpoint byte-identical, so its sha256 (the model id, and the
+    evaluation cache's key) is reproducible. Same header length: only the order changes."""
+    n = int(np.frombuffer(data[:8], dtype="<u8")[0])
+    header = json.loads(data[8 : 8 + n])
+    header["__metadata__"] = dict(sorted(header.get("__metadata__", {}).items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(text) > n:
+        raise ValueError("safetensors header grew when re-serialized")
+    return data[:8] + text.ljust(n) + data[8 + n :]
 
 
 def from_bytes(data: bytes) -> InferenceModel:
