@@ -95,8 +95,7 @@ def _sorted_metadata(data: bytes) -> bytes:
     safetensors writes metadata in hash-map order, which changes from call to call; sorting it
     makes an export of the same checkpoint byte-identical, so its sha256 (the model id, and the
     evaluation cache's key) is reproducible. Same header length: only the order changes."""
-    n = int(np.frombuffer(data[:8], dtype="<u8")[0])
-    header = json.loads(data[8 : 8 + n])
+    n, header = _header(data)
     header["__metadata__"] = dict(sorted(header.get("__metadata__", {}).items()))
     text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
     if len(text) > n:
@@ -161,9 +160,14 @@ def training_record(path: Path) -> dict:
     return json.loads(file_metadata(path).get("training", "{}"))
 
 
-def _metadata(data: bytes) -> dict[str, str]:
+def _header(data: bytes) -> tuple[int, dict]:
+    """A safetensors file's header: its length in bytes and its parsed JSON."""
     n = int(np.frombuffer(data[:8], dtype="<u8")[0])
-    return json.loads(data[8 : 8 + n]).get("__metadata__", {})
+    return n, json.loads(data[8 : 8 + n])
+
+
+def _metadata(data: bytes) -> dict[str, str]:
+    return _header(data)[1].get("__metadata__", {})
 
 
 def manifest() -> dict:
