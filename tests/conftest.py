@@ -82,3 +82,24 @@ def tagged_jpeg(image: Image.Image) -> bytes:
 def tagged(crop) -> bytes:
     """The parrots crop as a tagged phone JPEG (see `tagged_jpeg`)."""
     return tagged_jpeg(crop)
+
+
+def optional_modules() -> set[str]:
+    """The top-level modules of every extra in pyproject.toml (what a core install lacks)."""
+    import re
+    import tomllib
+
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    names = {re.match(r"[\w.-]+", req)[0] for reqs in extras.values() for req in reqs}
+    return {name.lower().replace("-", "_") for name in names} - {"nicodec"}
+
+
+# Run in a fresh interpreter: makes every optional package unimportable, as in a core-only install.
+BLOCK_OPTIONAL = """
+import importlib.abc, sys
+class _Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in {blocked!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+sys.meta_path.insert(0, _Block())
+"""

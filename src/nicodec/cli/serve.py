@@ -13,9 +13,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    try:
-        import uvicorn
-    except ImportError:
-        raise ValueError("the service needs its extra: pip install 'nicodec[service]'") from None
-    uvicorn.run("nicodec.service.app:app", host=args.host, port=args.port)
+    import uvicorn
+
+    from nicodec.service.app import app
+
+    uvicorn.run(app, host=args.host, port=args.port)
     return 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -10,8 +10,9 @@ from PIL import Image
 from nicodec.bitstream import container
 from nicodec.bitstream.container import Header, Kind, Section
 from nicodec.codec import image as imaging
-from nicodec.codec import latent, refine
-from nicodec.models.pretrained import InferenceModel, find_model, load_model
+
+if TYPE_CHECKING:  # torch-backed: imported where used (the import rule in nicodec/__init__.py)
+    from nicodec.models.pretrained import InferenceModel
 
 DEFAULT_QUALITY = 75
 MAX_PIXELS = 1 << 28  # decoder refuses larger claims (a crafted header must not exhaust memory)
@@ -19,6 +20,8 @@ METADATA_KINDS = dict(zip((Kind.ICC, Kind.EXIF, Kind.XMP), imaging.METADATA_KEYS
 
 
 def _model(model: str | InferenceModel | None) -> InferenceModel:
+    from nicodec.models.pretrained import InferenceModel, load_model
+
     return model if isinstance(model, InferenceModel) else load_model(model)
 
 
@@ -33,6 +36,8 @@ def compress(image: Image.Image | np.ndarray, quality: int = DEFAULT_QUALITY,
     `effort` above 1 refines the latent for this image (`codec.refine`): smaller files at the same
     quality, for many times the encoding time; any nicodec decodes them.
     """
+    from nicodec.codec import latent, refine
+
     if not isinstance(quality, int | np.integer) or not 1 <= quality <= 100:
         raise ValueError(f"quality must be an integer in 1..100, not {quality!r}")
     if effort not in refine.EFFORT_ITERATIONS:
@@ -75,6 +80,9 @@ def compress(image: Image.Image | np.ndarray, quality: int = DEFAULT_QUALITY,
 def decompress(data: bytes, model: str | InferenceModel | None = None) -> Image.Image:
     """Decode .nic bytes to a PIL image of the original size and mode (L, LA, RGB or RGBA), with
     the stored metadata in its `info` ("icc_profile", "exif", "xmp")."""
+    from nicodec.codec import latent
+    from nicodec.models.pretrained import find_model
+
     header, sections = container.unpack(data)
     if header.width * header.height > MAX_PIXELS:
         raise container.FormatError(f"image too large ({header.width}x{header.height} exceeds "

@@ -14,12 +14,13 @@ import io
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
@@ -160,6 +161,9 @@ def to_planes(image: Image.Image | np.ndarray) -> Planes:
 
 def to_tensor(rgb: np.ndarray, multiple: int) -> torch.Tensor:
     """[1, 3, H', W'] float in [0, 1], edge-padded so H' and W' are multiples of `multiple`."""
+    import torch
+    import torch.nn.functional as F
+
     x = torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].float() / 255.0
     h, w = rgb.shape[:2]
     ph, pw = -h % multiple, -w % multiple
@@ -170,6 +174,8 @@ def to_tensor(rgb: np.ndarray, multiple: int) -> torch.Tensor:
 
 def to_uint8(x: torch.Tensor, height: int, width: int) -> np.ndarray:
     """Crop the padded reconstruction back to the original size, as H x W x 3 uint8."""
+    import torch
+
     a = x[0, :, :height, :width].permute(1, 2, 0).mul(255).round().clamp(0, 255)
     return a.to(torch.uint8).numpy()
 

@@ -8,7 +8,6 @@ in the weights file, encoder and decoder on any machine build identical models f
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import ndtr
 
 TOTAL = 1 << 16  # counts per table; every symbol gets at least one
 SCALE_MIN, SCALE_MAX, SCALE_LEVELS = 0.11, 256.0, 64
@@ -38,7 +37,10 @@ def pack(rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def gaussian_tables(scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Counts of the integers around a zero-mean Gaussian for every scale, plus escape."""
+    """Counts of the integers around a zero-mean Gaussian for every scale, plus escape (at export
+    only: scipy is in the `train` extra)."""
+    from scipy.special import ndtr
+
     rows = []
     for s in scales:
         offset = int(np.ceil(TAIL_SIGMAS * s)) + 1
