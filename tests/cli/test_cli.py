@@ -8,13 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from nicodec import compress
 from nicodec import info as nic_info
 from nicodec.models.pretrained import load_model
-from tests.conftest import EXIF_MAKE, EXIF_ORIENTATION, REPO
+from tests.conftest import EXIF_MAKE, EXIF_ORIENTATION, REPO, kodak_crop
 
 SAMPLE = REPO / "src" / "nicodec" / "assets" / "sample.png"
 
@@ -128,3 +129,24 @@ def test_damaged_metadata_is_a_one_line_error(tagged, tmp_path):
     err = res.stderr.decode().strip()
     assert res.returncode == 1 and "checksum" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "bad.png").exists()
+
+
+def test_dropped_frames_and_bit_depth_are_said(tmp_path):
+    """An animation keeps its first frame and 16-bit input is rounded: both on stderr and in --json."""
+    frames = [kodak_crop(i, (200, 200, 264, 248)) for i in (1, 2, 3)]
+    gif = tmp_path / "anim.gif"
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100)
+    res = run("encode", str(gif), "-o", str(tmp_path / "anim.nic"), "--json")
+    assert res.returncode == 0 and b"warning: " in res.stderr and b"first of its 3 frames" in res.stderr
+    assert json.loads(res.stdout)["warnings"] == ["animated image: only the first of its 3 frames is coded"]
+
+    deep = tmp_path / "deep.png"
+    gray = np.asarray(frames[0].convert("L"), dtype=np.uint16) * 257
+    Image.fromarray(gray).save(deep)  # an I;16 PNG, 64x48
+    res = run("encode", str(deep), "-o", str(tmp_path / "deep.nic"), "--json")
+    stats = json.loads(res.stdout)
+    assert stats["warnings"] == ["16-bit input rounded to 8 bits"] and b"16-bit" in res.stderr
+    assert stats["raw_bytes"] == 64 * 48 * 2 and stats["ratio"] == 6144 / stats["nic_bytes"]
+
+    plain = run("encode", str(SAMPLE), "-o", str(tmp_path / "plain.nic"), "-q", "20", "--json")
+    assert "warnings" not in json.loads(plain.stdout) and b"warning" not in plain.stderr

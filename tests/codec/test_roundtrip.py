@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from nicodec import compress, decompress
+from nicodec.codec.image import DroppedWarning
 from nicodec.eval.metrics import psnr_rgb
 from tests.conftest import kodak_crop
 
@@ -62,7 +63,8 @@ def test_palette_and_16bit_inputs(crop):
     pal = crop.quantize(64)
     assert decompress(compress(pal, quality=50)).mode == "RGB"
     arr16 = (np.asarray(crop).astype(np.uint16) * 257)
-    data = compress(arr16, quality=50)
+    with pytest.warns(DroppedWarning, match="16-bit input rounded to 8 bits"):
+        data = compress(arr16, quality=50)
     from nicodec.codec.api import info
 
     assert info(data)["bit_depth"] == 16
@@ -83,3 +85,14 @@ def test_bad_quality_is_rejected(crop):
     for q in (0, 101, 2.5):
         with pytest.raises(ValueError, match="quality"):
             compress(crop, quality=q)
+
+
+def test_animation_keeps_its_first_frame_and_says_so():
+    frames = [kodak_crop(i, (0, 0, 64, 64)) for i in (5, 6)]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="WEBP", save_all=True, append_images=frames[1:], lossless=True)
+    with pytest.warns(DroppedWarning, match="first of its 2 frames"):
+        data = compress(Image.open(buf), quality=90)
+    decoded = np.asarray(decompress(data).convert("RGB"), dtype=np.float64)  # animated WebP: RGBA
+    errors = [np.mean((decoded - np.asarray(f, dtype=np.float64)) ** 2) for f in frames]
+    assert errors[0] < errors[1] / 4  # the first frame, not the second

@@ -7,6 +7,7 @@ import io
 import json
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
@@ -94,13 +95,19 @@ def _default_output(inp: str, suffix: str) -> str:
     return str(Path(inp).with_suffix(suffix))
 
 
+def _warn(stats: dict) -> None:
+    """What encoding dropped (`codec.image.DroppedWarning`), one stderr line each."""
+    for note in stats.get("warnings", ()):
+        print(f"nicodec: warning: {stats['input']}: {note}", file=sys.stderr)
+
+
 def _report(stats: dict, as_json: bool, to_stdout_ok: bool) -> None:
     stream = sys.stdout if to_stdout_ok else sys.stderr
     if as_json:
         print(json.dumps(stats), file=stream)
     else:
         print("  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                        for k, v in stats.items()), file=stream)
+                        for k, v in stats.items() if k != "warnings"), file=stream)  # see _warn
 
 
 def encode_file(source: str, output: str, quality: int, model: str | None, size: int | None = None,
@@ -109,22 +116,26 @@ def encode_file(source: str, output: str, quality: int, model: str | None, size:
     `size` (bytes) or `bpp` replaces the quality; `strip` leaves the metadata out; `effort` > 1
     refines the latent (`codec.refine`)."""
     from nicodec.codec.api import compress, info
-    from nicodec.codec.image import open_image
+    from nicodec.codec.image import DroppedWarning, open_image
 
     raw = read_input(source)
-    img = open_image(raw)
-    w, h = img.size
-    if bpp is not None:
-        size = int(bpp * w * h / 8)
-    start = time.perf_counter()
-    data = compress(img, quality, model=model, max_bytes=size, metadata=not strip, effort=effort)
-    elapsed = time.perf_counter() - start
+    with warnings.catch_warnings(record=True) as dropped:
+        warnings.simplefilter("always", DroppedWarning)
+        img = open_image(raw)
+        w, h = img.size
+        if bpp is not None:
+            size = int(bpp * w * h / 8)
+        start = time.perf_counter()
+        data = compress(img, quality, model=model, max_bytes=size, metadata=not strip, effort=effort)
+        elapsed = time.perf_counter() - start
     write_output(output, lambda f: f.write(data))
-    channels = len(img.getbands())
-    return {"input": source, "output": output, "width": w, "height": h, "quality": info(data)["quality"],
-            "input_bytes": len(raw), "raw_bytes": w * h * channels, "nic_bytes": len(data),
-            "bpp": 8 * len(data) / (w * h), "ratio": w * h * channels / len(data),
-            "encode_s": elapsed}
+    header = info(data)
+    raw_bytes = w * h * len(img.getbands()) * header["bit_depth"] // 8
+    stats = {"input": source, "output": output, "width": w, "height": h, "quality": header["quality"],
+             "input_bytes": len(raw), "raw_bytes": raw_bytes, "nic_bytes": len(data),
+             "bpp": 8 * len(data) / (w * h), "ratio": raw_bytes / len(data), "encode_s": elapsed}
+    notes = [str(d.message) for d in dropped if issubclass(d.category, DroppedWarning)]
+    return stats | ({"warnings": notes} if notes else {})
 
 
 def encode(args: argparse.Namespace) -> int:
@@ -135,6 +146,7 @@ def encode(args: argparse.Namespace) -> int:
     out = args.output or _default_output(args.input, ".nic")
     stats = encode_file(args.input, out, args.quality, args.model, args.size, args.bpp, args.strip,
                         args.effort)
+    _warn(stats)
     _report(stats, args.json, out != "-")
     return 0
 
@@ -197,6 +209,8 @@ def _folder(args: argparse.Namespace, suffixes: Iterable[str], new_suffix: str,
                                 folder.parse_shard(args.shard), args.force)
     with tqdm(total=len(jobs), unit="file", disable=args.json or not jobs, leave=False) as bar:
         summary = folder.run(jobs, work, args.jobs, bar.update)
+    for stats in summary.done:
+        _warn(stats)
     for source, error in sorted(summary.failed.items()):
         print(f"nicodec: error: {source}: {error}", file=sys.stderr)
     totals = {"files": len(summary.done), "up_to_date": skipped, "failed": len(summary.failed)}

@@ -3,7 +3,8 @@
 Rules (documented in README): EXIF orientation is applied; palette images become RGB or RGBA;
 grayscale is coded as gray RGB and decodes as grayscale; alpha is kept losslessly (PNG-coded);
 16-bit input is rounded to 8 bits (v * 255 / 65535) and the header records the original depth;
-CMYK, YCbCr and other modes are converted to RGB; the ICC profile, EXIF and XMP are kept (EXIF
+CMYK, YCbCr and other modes are converted to RGB; an animation keeps its first frame (the last two
+said as a `DroppedWarning`, never silently); the ICC profile, EXIF and XMP are kept (EXIF
 without its Orientation tag, as the pixels are upright now), except an ICC profile that no longer
 fits the coded pixels (a CMYK profile on pixels converted to RGB).
 """
@@ -32,6 +33,10 @@ class Planes:
     metadata: dict[str, bytes] = field(default_factory=dict)  # METADATA_KEYS present in the input
 
 
+class DroppedWarning(UserWarning):
+    """Part of the input that a .nic file cannot hold was dropped (the CLI prints it on stderr)."""
+
+
 METADATA_KEYS = ("icc_profile", "exif", "xmp")  # as Pillow names them in `info` and `save`
 _ORIENTATION = 0x0112  # EXIF tag
 _EXIF_PREFIX = b"Exif\x00\x00"
@@ -45,6 +50,8 @@ def open_image(source: str | Path | bytes) -> Image.Image:
     """Open an image file (or its bytes) with a one-line error for anything unreadable."""
     try:
         im = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        if im.mode in ("RGB", "RGBA") and any(";16" in str(t.args) for t in im.tile):
+            warnings.warn("16-bit input read as 8 bits", DroppedWarning, stacklevel=2)  # by Pillow
         im.load()
     except FileNotFoundError:
         raise
@@ -64,6 +71,8 @@ def from_array(a: np.ndarray) -> Planes:
     if a.dtype not in (np.uint8, np.uint16, np.bool_):
         raise ValueError(f"unsupported array dtype {a.dtype} (use uint8 or uint16)")
     depth = 16 if a.dtype == np.uint16 else 8
+    if depth == 16:
+        warnings.warn("16-bit input rounded to 8 bits", DroppedWarning, stacklevel=2)
     a = _to_8bit(a) if depth == 16 else a.astype(np.uint8) * (255 if a.dtype == np.bool_ else 1)
     if a.ndim == 2:
         a = a[:, :, None]
@@ -78,6 +87,9 @@ def from_array(a: np.ndarray) -> Planes:
 
 def from_pil(im: Image.Image) -> Planes:
     """Apply EXIF orientation, reduce any Pillow mode to Planes and keep the metadata."""
+    if getattr(im, "n_frames", 1) > 1:
+        warnings.warn(f"animated image: only the first of its {im.n_frames} frames is coded",
+                      DroppedWarning, stacklevel=2)
     im = ImageOps.exif_transpose(im) or im
     planes = _pixels(im)
     return replace(planes, metadata=_metadata(im, planes.mode))
