@@ -14,4 +14,11 @@ use them, never at module level (tests/cli/test_startup.py checks; benchmarks/st
 from nicodec.codec.api import compress, decompress, info
 
 __version__ = "0.1.0"
-__all__ = ["compress", "decompress", "info", "__version__"]
+__all__ = ["compress", "decompress", "info", "register_nic_opener", "__version__"]
+
+
+def register_nic_opener() -> None:
+    """Register .nic with Pillow, as `pillow_heif.register_heif_opener()` does for HEIF."""
+    from nicodec.plugins.pillow import register_nic_opener as register
+
+    register()

@@ -150,3 +150,61 @@ def test_dropped_frames_and_bit_depth_are_said(tmp_path):
 
     plain = run("encode", str(SAMPLE), "-o", str(tmp_path / "plain.nic"), "-q", "20", "--json")
     assert "warnings" not in json.loads(plain.stdout) and b"warning" not in plain.stderr
+
+
+def test_target_psnr_is_reached(small_png, tmp_path):
+    out = tmp_path / "a.nic"
+    res = run("encode", str(small_png), "-o", str(out), "--psnr", "30", "--json")
+    assert res.returncode == 0, res.stderr
+    assert res.stderr == b""  # piped: no progress bar, no expected time
+    dec = run("decode", str(out), "-o", str(tmp_path / "a.png"), "--reference", str(small_png), "--json")
+    assert json.loads(dec.stdout)["psnr"] >= 30
+    assert run("encode", str(small_png), "--psnr", "30", "--size", "900").returncode == 2
+    bad = run("encode", str(small_png), "-o", str(out), "--psnr", "90")
+    assert bad.returncode == 1 and bad.stderr.startswith(b"nicodec: error: cannot reach 90 dB")
+
+
+def test_effort_help_matches_the_iterations_run():
+    from nicodec.codec.refine import EFFORT_ITERATIONS
+
+    text = " ".join(run("encode", "--help").stdout.decode().split())
+    assert f"({EFFORT_ITERATIONS[2]} / {EFFORT_ITERATIONS[3]} iterations" in text
+
+
+def test_progress_is_drawn_on_a_terminal(small_png, tmp_path):
+    """Rate control's probes show a bar when stderr is a terminal (the pipe case is above)."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))  # a new pty is 0x0
+    done = subprocess.run([sys.executable, "-m", "nicodec", "encode", str(small_png), "-o",
+                           str(tmp_path / "a.nic"), "--size", "2000"], stderr=follower,
+                          capture_output=False, stdout=subprocess.DEVNULL, timeout=120)
+    os.close(follower)
+    shown = b""
+    while chunk := _read_all(leader):
+        shown += chunk
+    assert done.returncode == 0 and b"rate control" in shown and b"encode" in shown
+
+
+def _read_all(fd: int) -> bytes:
+    import os
+
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # the terminal's other end is closed
+        return b""
+
+
+def test_slow_encodes_state_their_expected_time(monkeypatch, small_nic, tmp_path, capsys):
+    from nicodec.cli.codec import encode_file
+
+    monkeypatch.setattr("nicodec.codec.api.compress", lambda *args, **kwargs: small_nic)  # no wait
+    encode_file(str(SAMPLE), str(tmp_path / "a.nic"), 75, None, effort=3, announce=True)
+    assert capsys.readouterr().err == "nicodec: encoding 384x256 at effort 3: expect about 87 s\n"
+    encode_file(str(SAMPLE), str(tmp_path / "a.nic"), 75, None, effort=1, announce=True)
+    assert capsys.readouterr().err == ""  # a second or so: nothing to announce

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import nicodec
 import nicodec.plugins.pillow  # noqa: F401  (registers the format)
 from nicodec.bitstream.container import FormatError
 from nicodec.eval.metrics import psnr_rgb
@@ -79,3 +80,25 @@ def test_metadata_is_saved_and_shown_before_decoding(tagged):
         assert im.size == (128, 192) and "icc_profile" in im.info
     with Image.open(bare) as im:
         assert not {"icc_profile", "exif", "xmp"} & im.info.keys()
+
+
+def test_save_with_a_target_psnr(crop):
+    buf = io.BytesIO()
+    crop.save(buf, format="NIC", min_psnr=31.0)
+    with Image.open(io.BytesIO(buf.getvalue())) as im:
+        assert psnr_rgb(np.asarray(crop), np.asarray(im.convert("RGB"))) >= 31.0
+        chosen = im.info["quality"]
+    lower = io.BytesIO()
+    crop.save(lower, format="NIC", quality=chosen - 1)
+    assert psnr_rgb(np.asarray(crop), np.asarray(Image.open(lower).convert("RGB"))) < 31.0
+
+
+def test_register_nic_opener_as_pillow_heif_users_know(crop, tmp_path):
+    Image.OPEN.pop("NIC")  # as if never registered
+    Image.SAVE.pop("NIC")
+    with pytest.raises(KeyError):
+        crop.save(tmp_path / "x.nic")
+    nicodec.register_nic_opener()
+    crop.save(tmp_path / "x.nic", quality=40)
+    with Image.open(tmp_path / "x.nic") as im:
+        assert im.format == "NIC" and im.size == crop.size

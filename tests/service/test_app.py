@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from nicodec.eval.metrics import psnr_rgb
 from nicodec.service.app import app
 from tests.conftest import EXIF_MAKE
 
@@ -79,3 +80,11 @@ def test_compress_can_strip_the_metadata(client, tagged):
              for nic in (kept, stripped)]
     assert {"icc", "exif", "xmp"} <= kinds[0] and not {"icc", "exif", "xmp"} & kinds[1]
     assert len(stripped) < len(kept)
+
+
+def test_compress_to_a_psnr(client, png, crop):
+    r = client.post("/compress?psnr=30", content=png)
+    assert r.status_code == 200
+    decoded = np.asarray(Image.open(io.BytesIO(client.post("/decompress", content=r.content).content)))
+    assert psnr_rgb(np.asarray(crop), decoded) >= 30
+    assert client.post("/compress?psnr=95", content=png).status_code == 400  # unreachable

@@ -30,10 +30,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         help="instead of -q: the highest quality whose file fits in BYTES")
     target.add_argument("--bpp", type=_positive(float), metavar="BITS",
                         help="instead of -q: the highest quality at most BITS bits per pixel")
+    target.add_argument("--psnr", type=_positive(float), metavar="DB",
+                        help="instead of -q: the smallest file whose PSNR (RGB) reaches DB, as "
+                        "cwebp -psnr")
     p.add_argument("-e", "--effort", type=int, default=1, choices=(1, 2, 3),
                    help="1: one analysis pass (default); 2, 3: also optimize the latent for this "
-                   "image (50 / 200 iterations, minutes per megapixel) for smaller files that "
-                   "decode the same way")
+                   "image (100 / 200 iterations, 7 / 15 minutes per megapixel) for smaller files "
+                   "that decode the same way")
     p.add_argument("--strip", action="store_true", help="drop ICC profile, EXIF and XMP metadata")
     p.add_argument("--model", help="shipped model name or model file (default: the manifest's)")
     p.add_argument("--json", action="store_true", help="print machine-readable stats")
@@ -95,6 +98,18 @@ def _default_output(inp: str, suffix: str) -> str:
     return str(Path(inp).with_suffix(suffix))
 
 
+SLOW_SECONDS = 10.0  # an encode expected to take longer is announced before it starts
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    """Progress and expected times go to a terminal only: never with --json or into a pipe."""
+    return not args.json and sys.stderr.isatty()
+
+
 def _warn(stats: dict) -> None:
     """What encoding dropped (`codec.image.DroppedWarning`), one stderr line each."""
     for note in stats.get("warnings", ()):
@@ -111,12 +126,14 @@ def _report(stats: dict, as_json: bool, to_stdout_ok: bool) -> None:
 
 
 def encode_file(source: str, output: str, quality: int, model: str | None, size: int | None = None,
-                bpp: float | None = None, strip: bool = False, effort: int = 1) -> dict:
+                bpp: float | None = None, strip: bool = False, effort: int = 1,
+                psnr: float | None = None, announce: bool = False) -> dict:
     """Compress one image file (or stdin) to one .nic file (or stdout); its stats. A target
-    `size` (bytes) or `bpp` replaces the quality; `strip` leaves the metadata out; `effort` > 1
-    refines the latent (`codec.refine`)."""
+    `size` (bytes), `bpp` or `psnr` replaces the quality; `strip` leaves the metadata out; `effort`
+    > 1 refines the latent (`codec.refine`); `announce` says on stderr how long a slow encode takes."""
     from nicodec.codec.api import compress, info
     from nicodec.codec.image import DroppedWarning, open_image
+    from nicodec.progress import expected_encode_seconds
 
     raw = read_input(source)
     with warnings.catch_warnings(record=True) as dropped:
@@ -125,8 +142,14 @@ def encode_file(source: str, output: str, quality: int, model: str | None, size:
         w, h = img.size
         if bpp is not None:
             size = int(bpp * w * h / 8)
+        expected = expected_encode_seconds(w * h, effort) * (7 if size or psnr else 1)
+        if announce and expected >= SLOW_SECONDS:
+            print(f"nicodec: encoding {w}x{h} at effort {effort}"
+                  f"{' with rate control (about 7 encodes)' if size or psnr else ''}: "
+                  f"expect about {_duration(expected)}", file=sys.stderr)
         start = time.perf_counter()
-        data = compress(img, quality, model=model, max_bytes=size, metadata=not strip, effort=effort)
+        data = compress(img, quality, model=model, max_bytes=size, metadata=not strip, effort=effort,
+                        min_psnr=psnr)
         elapsed = time.perf_counter() - start
     write_output(output, lambda f: f.write(data))
     header = info(data)
@@ -141,11 +164,14 @@ def encode_file(source: str, output: str, quality: int, model: str | None, size:
 def encode(args: argparse.Namespace) -> int:
     if Path(args.input).is_dir():
         work = partial(_encode_job, quality=args.quality, model=args.model, size=args.size, bpp=args.bpp,
-                       strip=args.strip, effort=args.effort)
+                       strip=args.strip, effort=args.effort, psnr=args.psnr)
         return _folder(args, IMAGE_SUFFIXES, ".nic", work)
     out = args.output or _default_output(args.input, ".nic")
-    stats = encode_file(args.input, out, args.quality, args.model, args.size, args.bpp, args.strip,
-                        args.effort)
+    from nicodec import progress
+
+    with progress.shown(_progress(args)):
+        stats = encode_file(args.input, out, args.quality, args.model, args.size, args.bpp, args.strip,
+                            args.effort, args.psnr, announce=_progress(args))
     _warn(stats)
     _report(stats, args.json, out != "-")
     return 0
@@ -190,8 +216,8 @@ def decode(args: argparse.Namespace) -> int:
 
 
 def _encode_job(job: Job, quality: int, model: str | None, size: int | None, bpp: float | None,
-                strip: bool, effort: int) -> dict:
-    return encode_file(str(job.source), str(job.target), quality, model, size, bpp, strip, effort)
+                strip: bool, effort: int, psnr: float | None) -> dict:
+    return encode_file(str(job.source), str(job.target), quality, model, size, bpp, strip, effort, psnr)
 
 
 def _decode_job(job: Job, model: str | None) -> dict:

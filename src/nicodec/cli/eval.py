@@ -6,6 +6,7 @@ import argparse
 import datetime
 import os
 import platform
+import sys
 from pathlib import Path
 
 from nicodec.cli.codec import _quality
@@ -113,12 +114,14 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_compare(args: argparse.Namespace) -> int:
+    from nicodec import progress
     from nicodec.eval.compare import panels, parse_crop, render
     from nicodec.eval.runner import load_rgb
 
     rgb = load_rgb(Path(args.image))
     box = parse_crop(args.crop, rgb.shape[1], rgb.shape[0])
-    items = panels(rgb, args.quality, args.model)
+    with progress.shown(sys.stderr.isatty()):
+        items = panels(rgb, args.quality, args.model)
     render(items, box).save(args.output, format="PNG")
     for p in items[1:]:
         print(f"{p.title:<16} {p.size:>8} B  {p.psnr:.2f} dB")

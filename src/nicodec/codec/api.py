@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,11 +28,12 @@ def _model(model: str | InferenceModel | None) -> InferenceModel:
 
 def compress(image: Image.Image | np.ndarray, quality: int = DEFAULT_QUALITY,
              model: str | InferenceModel | None = None, max_bytes: int | None = None,
-             metadata: bool = True, effort: int = 1) -> bytes:
+             metadata: bool = True, effort: int = 1, min_psnr: float | None = None) -> bytes:
     """Encode a PIL image or uint8/uint16 array into the bytes of a .nic file.
 
     With `max_bytes`, `quality` is ignored: the file is the highest quality that fits in that many
-    bytes, metadata included (found by bisection, about 7 encodes).
+    bytes, metadata included (found by bisection, about 7 encodes); with `min_psnr` (dB, RGB, as
+    `cwebp -psnr`) the lowest quality whose decoded image reaches it, i.e. the smallest such file.
     The image's ICC profile, EXIF and XMP are stored unless `metadata` is False.
     `effort` above 1 refines the latent for this image (`codec.refine`): smaller files at the same
     quality, for many times the encoding time; any nicodec decodes them.
@@ -52,6 +54,11 @@ def compress(image: Image.Image | np.ndarray, quality: int = DEFAULT_QUALITY,
         extra += [Section(kind, planes.metadata[key]) for kind, key in METADATA_KINDS.items()
                   if key in planes.metadata]
 
+    def psnr_of(data: bytes) -> float:
+        from nicodec.eval.metrics import psnr_rgb
+
+        return psnr_rgb(planes.rgb, imaging.to_planes(decompress(data, model=m)).rgb)
+
     def encode_at(q: int, iterations: int = 0) -> bytes:
         header = Header(m.model_id, q, w, h, planes.mode, planes.bit_depth)
         if iterations:
@@ -59,22 +66,44 @@ def compress(image: Image.Image | np.ndarray, quality: int = DEFAULT_QUALITY,
             return container.pack(header, latent.encode_latent(m, y) + extra)
         return container.pack(header, latent.encode(m, x, q) + extra)
 
-    if max_bytes is None:
+    if max_bytes is not None and min_psnr is not None:
+        raise ValueError("give max_bytes or min_psnr, not both")
+    if max_bytes is None and min_psnr is None:
         return encode_at(int(quality), iterations)
-    lo, hi, best = 1, 100, None  # file size grows with quality
-    while lo <= hi:
-        mid = (lo + hi) // 2
-        data = encode_at(mid)
-        if len(data) <= max_bytes:
-            lo, best = mid + 1, data
-        else:
-            hi = mid - 1
+
+    def accept(data: bytes) -> bool:  # monotone in quality: size grows with it, and PSNR
+        return len(data) <= max_bytes if max_bytes is not None else psnr_of(data) >= min_psnr
+
+    # the highest quality that fits in max_bytes, or the lowest (smallest file) that reaches min_psnr
+    best, probe = _bisect(encode_at, accept, highest=max_bytes is not None)
+    if best is None and max_bytes is not None:
+        raise ValueError(f"cannot fit in {max_bytes} bytes (quality 1 needs {len(probe)})")
     if best is None:
-        raise ValueError(f"cannot fit in {max_bytes} bytes (quality 1 needs {len(data)})")
-    if iterations:  # refine only the quality found: refinement rarely grows a file, but check
+        raise ValueError(f"cannot reach {min_psnr:g} dB (quality 100 gives {psnr_of(probe):.2f})")
+    if iterations:  # refine only the quality found: refinement rarely misses the target, but check
         refined = encode_at(container.unpack(best)[0].quality, iterations)
-        best = refined if len(refined) <= max_bytes else best
+        best = refined if accept(refined) else best
     return best
+
+
+def _bisect(encode_at: Callable[[int], bytes], accept: Callable[[bytes], bool],
+            highest: bool) -> tuple[bytes | None, bytes]:
+    """The file at the highest (or lowest) quality 1..100 that `accept`s it, found by bisection
+    (about 7 encodes; `accept` must be monotone in quality), and the last file probed."""
+    from nicodec import progress
+
+    lo, hi, best = 1, 100, None
+    with progress.bar(7, "rate control", "encode") as shown:
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            data = encode_at(mid)
+            shown.update()
+            if accept(data):
+                best = data
+                lo, hi = (mid + 1, hi) if highest else (lo, mid - 1)
+            else:
+                lo, hi = (lo, mid - 1) if highest else (mid + 1, hi)
+    return best, data
 
 
 def decompress(data: bytes, model: str | InferenceModel | None = None) -> Image.Image:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from nicodec import progress
 from nicodec.codec.tiling import apply_tiled
 from nicodec.models.base import Quantize, VariableRateModel, rounded
 from nicodec.models.precision import bf16_pays
@@ -67,19 +68,21 @@ def _refine_tile(net: VariableRateModel, xm: torch.Tensor, t: torch.Tensor, iter
         best, best_y = _objective(net, y, x, mask, t, rounded).item(), y.clone()
     y.requires_grad_(True)
     optimizer = torch.optim.Adam([y], lr=LEARNING_RATE)
-    for i in range(1, iterations + 1):
-        tau = TAU_START * (TAU_END / TAU_START) ** (i / iterations)
-        # as in training: ~1.6x faster where bf16 has fast kernels (`models/precision.py`)
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16_pays(x.device)):
-            loss = _objective(net, y, x, mask, t, annealed_rounding(tau))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward(inputs=[y])  # the weights' gradients are never computed
-        optimizer.step()
-        if i % CHECK_EVERY == 0 or i == iterations:
-            with torch.no_grad():
-                j = _objective(net, y, x, mask, t, rounded).item()
-            if j < best:
-                best, best_y = j, y.detach().clone()
+    with progress.bar(iterations, "effort: refining the latent", "iter") as shown:
+        for i in range(1, iterations + 1):
+            tau = TAU_START * (TAU_END / TAU_START) ** (i / iterations)
+            # as in training: ~1.6x faster where bf16 has fast kernels (`models/precision.py`)
+            with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16_pays(x.device)):
+                loss = _objective(net, y, x, mask, t, annealed_rounding(tau))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward(inputs=[y])  # the weights' gradients are never computed
+            optimizer.step()
+            if i % CHECK_EVERY == 0 or i == iterations:
+                with torch.no_grad():
+                    j = _objective(net, y, x, mask, t, rounded).item()
+                if j < best:
+                    best, best_y = j, y.detach().clone()
+            shown.update()
     return best_y
 
 

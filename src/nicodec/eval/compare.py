@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from nicodec import progress
 from nicodec.eval.baselines import Codec, baselines, nicodec_codec
 from nicodec.eval.metrics import bpp, psnr_rgb
 
@@ -60,13 +61,16 @@ def parse_crop(text: str | None, width: int, height: int) -> tuple[int, int, int
 
 def panels(rgb: np.ndarray, quality: int, model: str | None = None) -> list[Panel]:
     """Encode the whole image (sizes are whole-file sizes) with nicodec and the size-matched baselines."""
-    nic = nicodec_codec(model)
-    data = nic.encode(rgb, quality, 1)
-    result = [Panel("original", rgb), Panel(f"nicodec q{quality}", nic.decode(data, 1), len(data))]
-    for name in COMPARED:
-        codec = baselines()[name]
-        q, matched = match_size(codec, rgb, len(data))
-        result.append(Panel(f"{codec.family} q{q}", codec.decode(matched, 1), len(matched)))
+    with progress.bar(1 + len(COMPARED), "compare", "codec") as shown:
+        nic = nicodec_codec(model)
+        data = nic.encode(rgb, quality, 1)
+        result = [Panel("original", rgb), Panel(f"nicodec q{quality}", nic.decode(data, 1), len(data))]
+        shown.update()
+        for name in COMPARED:
+            codec = baselines()[name]
+            q, matched = match_size(codec, rgb, len(data))
+            result.append(Panel(f"{codec.family} q{q}", codec.decode(matched, 1), len(matched)))
+            shown.update()
     for p in result[1:]:
         p.psnr = psnr_rgb(rgb, p.pixels)
     return result

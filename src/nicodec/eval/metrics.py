@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import torch
-from pytorch_msssim import ms_ssim
 
 
 def mse(a: np.ndarray, b: np.ndarray) -> float:
@@ -22,6 +21,8 @@ def psnr_rgb(a: np.ndarray, b: np.ndarray) -> float:
 
 def ms_ssim_rgb(a: np.ndarray, b: np.ndarray) -> float:
     """MS-SSIM (pytorch-msssim, data range 255, 5 scales); NaN below 161 px, too small for it."""
+    from pytorch_msssim import ms_ssim  # the `eval` extra; PSNR needs none (rate control uses it)
+
     if min(a.shape[:2]) <= 160:
         return math.nan
     ta = torch.from_numpy(a.astype(np.float32)).permute(2, 0, 1)[None]

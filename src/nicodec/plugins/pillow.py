@@ -38,15 +38,22 @@ class NicImageFile(ImageFile.ImageFile):
 
 
 def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
-    """`quality=` as for JPEG; `max_bytes=` for the highest quality that fits; `metadata=False`
-    leaves out the image's ICC profile, EXIF and XMP; `effort=` 2 or 3 for a slower, smaller file."""
+    """`quality=` as for JPEG; `max_bytes=` for the highest quality that fits, `min_psnr=` for the
+    smallest file that reaches that PSNR; `metadata=False` leaves out the image's ICC profile, EXIF
+    and XMP; `effort=` 2 or 3 for a slower, smaller file."""
     fp.write(compress(im, int(im.encoderinfo.get("quality", DEFAULT_QUALITY)),
-                      max_bytes=im.encoderinfo.get("max_bytes"),
+                      max_bytes=im.encoderinfo.get("max_bytes"), min_psnr=im.encoderinfo.get("min_psnr"),
                       metadata=bool(im.encoderinfo.get("metadata", True)),
                       effort=int(im.encoderinfo.get("effort", 1))))
 
 
-Image.register_open(FORMAT, NicImageFile, lambda prefix: prefix[: len(MAGIC)] == MAGIC)
-Image.register_save(FORMAT, _save)
-Image.register_extension(FORMAT, ".nic")
-Image.register_mime(FORMAT, "image/x-nicodec")
+def register_nic_opener() -> None:
+    """Teach Pillow to open and save .nic files (importing this module already does), under the
+    name pillow-heif and pillow-avif-plugin users know (`register_heif_opener`)."""
+    Image.register_open(FORMAT, NicImageFile, lambda prefix: prefix[: len(MAGIC)] == MAGIC)
+    Image.register_save(FORMAT, _save)
+    Image.register_extension(FORMAT, ".nic")
+    Image.register_mime(FORMAT, "image/x-nicodec")
+
+
+register_nic_opener()

@@ -49,14 +49,16 @@ def page() -> str:
 
 @app.post("/compress")
 async def compress_endpoint(request: Request, quality: int = Query(DEFAULT_QUALITY, ge=1, le=100),
-                            size: int | None = Query(None, gt=0), strip: bool = False) -> Response:
+                            size: int | None = Query(None, gt=0), psnr: float | None = Query(None, gt=0),
+                            strip: bool = False) -> Response:
     """Image bytes in (PNG, JPEG, WebP, ...), .nic bytes out; stats in X-Nicodec-* headers.
-    `size` replaces `quality` with the highest quality whose file fits in that many bytes;
+    `size` replaces `quality` with the highest quality whose file fits in that many bytes, `psnr`
+    with the lowest quality (the smallest file) whose PSNR reaches that many dB;
     `strip` drops the ICC profile, EXIF and XMP (e.g. a phone photo's GPS position)."""
     raw = await _body(request)
     image = open_image(raw)
     start = time.perf_counter()
-    data = compress(image, quality, max_bytes=size, metadata=not strip)
+    data = compress(image, quality, max_bytes=size, metadata=not strip, min_psnr=psnr)
     w, h = image.size
     headers = {"X-Nicodec-Width": str(w), "X-Nicodec-Height": str(h),
                "X-Nicodec-Quality": str(info(data)["quality"]),
