@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 
 import numpy as np
@@ -9,6 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from nicodec import compress, decompress
+from nicodec import info as nicodec_info
 from nicodec.eval.metrics import psnr_rgb
 from nicodec.service.app import app
 from tests.conftest import EXIF_MAKE
@@ -48,7 +51,7 @@ def test_compress_to_a_size(client, png):
 
 def test_page_is_served(client):
     r = client.get("/")
-    assert r.status_code == 200 and "/compress" in r.text
+    assert r.status_code == 200 and "/compare" in r.text
 
 
 @pytest.mark.parametrize("path,body,status,message", [
@@ -88,3 +91,21 @@ def test_compress_to_a_psnr(client, png, crop):
     decoded = np.asarray(Image.open(io.BytesIO(client.post("/decompress", content=r.content).content)))
     assert psnr_rgb(np.asarray(crop), decoded) >= 30
     assert client.post("/compress?psnr=95", content=png).status_code == 400  # unreachable
+
+
+def test_compare_matches_the_api(client, png, crop):
+    """The web page's data: nicodec beside JPEG, WebP and AVIF at no more than its file size."""
+    r = client.post("/compare?size=2500", content=png)
+    assert r.status_code == 200
+    result = r.json()
+    nic = base64.b64decode(result["nic"])
+    assert nic == compress(crop, max_bytes=2500, metadata=False)
+    original, *coded = result["panels"]
+    assert original["codec"] == "original" and [p["codec"] for p in coded] == [
+        "nicodec", "JPEG 4:2:0", "WebP", "AVIF"]
+    assert coded[0]["bytes"] == len(nic) and coded[0]["quality"] == nicodec_info(nic)["quality"]
+    assert coded[0]["psnr"] == pytest.approx(psnr_rgb(np.asarray(crop), np.asarray(decompress(nic))))
+    for p in coded[1:]:
+        shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(p["png"]))))
+        assert p["bytes"] <= len(nic) and p["psnr"] == pytest.approx(psnr_rgb(np.asarray(crop), shown))
+    assert client.post("/compare?size=10", content=png).status_code == 400

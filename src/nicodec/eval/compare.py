@@ -21,10 +21,15 @@ GAP, LABEL_HEIGHT, DEFAULT_CROP = 4, 30, 256
 
 @dataclass
 class Panel:
-    title: str
+    codec: str  # display name, or "original"
     pixels: np.ndarray  # the full decoded image
+    quality: int | None = None  # the codec's quality setting, None for the original
     size: int | None = None  # compressed bytes, None for the original
     psnr: float | None = None
+
+    @property
+    def title(self) -> str:
+        return self.codec if self.quality is None else f"{self.codec} q{self.quality}"
 
 
 def match_size(codec: Codec, rgb: np.ndarray, target: int) -> tuple[int, bytes]:
@@ -59,17 +64,22 @@ def parse_crop(text: str | None, width: int, height: int) -> tuple[int, int, int
     return x, y, x + w, y + h
 
 
-def panels(rgb: np.ndarray, quality: int, model: str | None = None) -> list[Panel]:
-    """Encode the whole image (sizes are whole-file sizes) with nicodec and the size-matched baselines."""
+def panels(rgb: np.ndarray, quality: int, model: str | None = None, data: bytes | None = None
+           ) -> list[Panel]:
+    """Encode the whole image (sizes are whole-file sizes) with nicodec at `quality` (or take its
+    .nic file as `data`, e.g. from rate control) and the size-matched baselines."""
+    from nicodec.codec.api import info
+
     with progress.bar(1 + len(COMPARED), "compare", "codec") as shown:
         nic = nicodec_codec(model)
-        data = nic.encode(rgb, quality, 1)
-        result = [Panel("original", rgb), Panel(f"nicodec q{quality}", nic.decode(data, 1), len(data))]
+        data = nic.encode(rgb, quality, 1) if data is None else data
+        result = [Panel("original", rgb),
+                  Panel("nicodec", nic.decode(data, 1), info(data)["quality"], len(data))]
         shown.update()
         for name in COMPARED:
             codec = baselines()[name]
             q, matched = match_size(codec, rgb, len(data))
-            result.append(Panel(f"{codec.family} q{q}", codec.decode(matched, 1), len(matched)))
+            result.append(Panel(codec.family, codec.decode(matched, 1), q, len(matched)))
             shown.update()
     for p in result[1:]:
         p.psnr = psnr_rgb(rgb, p.pixels)

@@ -6,15 +6,18 @@ works and nothing is buffered twice. Errors are HTTP 400/413 with a one-line JSO
 
 from __future__ import annotations
 
+import base64
 import io
 import time
 from pathlib import Path
 
+import numpy as np
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from PIL import Image
 
 from nicodec.codec.api import DEFAULT_QUALITY, compress, decompress, info
-from nicodec.codec.image import open_image, save_options
+from nicodec.codec.image import open_image, save_options, to_planes
 
 MAX_BODY = 64 << 20  # bytes accepted per request
 PAGE = Path(__file__).with_name("page.html")
@@ -65,6 +68,30 @@ async def compress_endpoint(request: Request, quality: int = Query(DEFAULT_QUALI
                "X-Nicodec-Bpp": f"{8 * len(data) / (w * h):.4f}",
                "X-Nicodec-Encode-Seconds": f"{time.perf_counter() - start:.3f}"}
     return Response(data, media_type=NIC_TYPE, headers=headers)
+
+
+@app.post("/compare")
+async def compare_endpoint(request: Request, quality: int = Query(DEFAULT_QUALITY, ge=1, le=100),
+                           size: int | None = Query(None, gt=0)) -> dict:
+    """The web page's view: nicodec at `quality` (or the highest that fits in `size` bytes) beside
+    JPEG, WebP and AVIF at the same file size (`eval.compare`), each with its bytes, bpp, PSNR and
+    decoded pixels (base64 PNG), and the .nic file (base64). Metadata is left out, as the others'."""
+    from nicodec.eval.compare import panels
+
+    image = open_image(await _body(request))
+    data = compress(image, quality, max_bytes=size, metadata=False)
+    items = panels(to_planes(image).rgb, quality, data=data)
+    w, h = image.size
+
+    def png(pixels: np.ndarray) -> str:
+        buf = io.BytesIO()
+        Image.fromarray(pixels).save(buf, format="PNG")
+        return base64.b64encode(buf.getvalue()).decode()
+
+    return {"width": w, "height": h, "nic": base64.b64encode(data).decode(),
+            "panels": [{"codec": p.codec, "quality": p.quality, "bytes": p.size,
+                        "bpp": None if p.size is None else 8 * p.size / (w * h),
+                        "psnr": p.psnr, "png": png(p.pixels)} for p in items]}
 
 
 @app.post("/decompress")
