@@ -9,6 +9,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 
@@ -68,6 +69,9 @@ def _folder_options(p: argparse.ArgumentParser) -> None:
                    help="folder mode: only the k-th of N shards (split a folder across machines)")
     p.add_argument("--force", action="store_true",
                    help="folder mode: redo files whose output is already newer than the input")
+    p.add_argument("--dask", metavar="ADDRESS",
+                   help="folder mode: run on the Dask scheduler at ADDRESS (e.g. tcp://host:8786; "
+                   "'local': a local cluster of --jobs processes); needs the dask extra")
 
 
 def _positive(kind: type) -> Callable[[str], float]:
@@ -229,12 +233,16 @@ def _folder(args: argparse.Namespace, suffixes: Iterable[str], new_suffix: str,
     """Folder mode of encode/decode: mirror the tree, then one summary line (or JSON)."""
     from tqdm import tqdm
 
+    from nicodec.storage.dask import executor as dask_executor
+
     if not args.output or args.output == "-":
         raise ValueError("-o OUTPUT_FOLDER is required when the input is a folder")
     jobs, skipped = folder.plan(Path(args.input), Path(args.output), suffixes, new_suffix,
                                 folder.parse_shard(args.shard), args.force)
-    with tqdm(total=len(jobs), unit="file", disable=args.json or not jobs, leave=False) as bar:
-        summary = folder.run(jobs, work, args.jobs, bar.update)
+    cluster = dask_executor(args.dask, args.jobs) if args.dask and jobs else nullcontext()
+    with cluster as executor, tqdm(total=len(jobs), unit="file", disable=args.json or not jobs,
+                                   leave=False) as bar:
+        summary = folder.run(jobs, work, args.jobs, bar.update, executor)
     for stats in summary.done:
         _warn(stats)
     for source, error in sorted(summary.failed.items()):

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,16 +68,16 @@ def plan(source: Path, target: Path, suffixes: Iterable[str], new_suffix: str,
     return jobs, skipped
 
 
-def _init_worker() -> None:
+def init_worker() -> None:
     import torch
 
     torch.set_num_threads(1)  # one process per core beats threads inside small convolutions
 
 
 def run(jobs: list[Job], work: Callable[[Job], dict[str, Any]], processes: int = 1,
-        progress: Callable[[], None] | None = None) -> Summary:
-    """Apply `work` to every job (in `processes` worker processes when > 1); a failing file is
-    recorded and the others carry on."""
+        progress: Callable[[], None] | None = None, executor: Executor | None = None) -> Summary:
+    """Apply `work` to every job (in `processes` worker processes when > 1, or on `executor`, e.g.
+    a Dask cluster's: `storage.dask`); a failing file is recorded and the others carry on."""
     summary = Summary()
 
     def record(job: Job, fn: Callable[[], dict[str, Any]]) -> None:
@@ -89,11 +90,12 @@ def run(jobs: list[Job], work: Callable[[Job], dict[str, Any]], processes: int =
 
     for job in jobs:
         job.target.parent.mkdir(parents=True, exist_ok=True)
-    if processes <= 1 or len(jobs) <= 1:
+    if executor is None and (processes <= 1 or len(jobs) <= 1):
         for job in jobs:
             record(job, lambda job=job: work(job))
         return summary
-    with ProcessPoolExecutor(min(processes, len(jobs)), initializer=_init_worker) as pool:
+    with nullcontext(executor) if executor else ProcessPoolExecutor(
+            min(processes, len(jobs)), initializer=init_worker) as pool:
         futures = {pool.submit(work, job): job for job in jobs}
         for future in as_completed(futures):
             record(futures[future], future.result)
