@@ -47,7 +47,6 @@ def compress(image: Image.Image | np.ndarray, quality: int = DEFAULT_QUALITY,
     m = _model(model)
     planes = imaging.to_planes(image)
     h, w = planes.rgb.shape[:2]
-    x = imaging.to_tensor(planes.rgb, m.net.downsampling)
     iterations = refine.EFFORT_ITERATIONS[effort]
     extra = [Section(Kind.ALPHA, imaging.encode_alpha(planes.alpha))] if planes.alpha is not None else []
     if metadata:
@@ -62,9 +61,10 @@ def compress(image: Image.Image | np.ndarray, quality: int = DEFAULT_QUALITY,
     def encode_at(q: int, iterations: int = 0) -> bytes:
         header = Header(m.model_id, q, w, h, planes.mode, planes.bit_depth)
         if iterations:
+            x = imaging.to_tensor(planes.rgb, m.net.downsampling)
             y = refine.refine(m.net, x, h, w, latent.quality_level(m, q), iterations)
             return container.pack(header, latent.encode_latent(m, y) + extra)
-        return container.pack(header, latent.encode(m, x, q) + extra)
+        return container.pack(header, latent.encode(m, planes.rgb, q) + extra)
 
     if max_bytes is not None and min_psnr is not None:
         raise ValueError("give max_bytes or min_psnr, not both")
@@ -121,15 +121,12 @@ def decompress(data: bytes, model: str | InferenceModel | None = None) -> Image.
         raise ValueError(f"file was written by model {header.model_id}, not {m.model_id}")
     by_kind = {s.kind: s.data for s in sections if s.tile == 0}
     metadata = metadata_of(header, sections)
-    ds = m.net.downsampling
-    ph, pw = -(-header.height // ds) * ds, -(-header.width // ds) * ds
     try:
-        x_hat = latent.decode(m, by_kind, ph, pw, header.quality)
+        rgb = latent.decode(m, by_kind, header.height, header.width, header.quality)
     except container.FormatError:  # e.g. a missing section: already says what is wrong
         raise
     except (ValueError, RuntimeError, IndexError) as err:
         raise container.FormatError(f"corrupt payload ({err})") from None
-    rgb = imaging.to_uint8(x_hat, header.height, header.width)
     alpha = None
     if header.mode in ("RGBA", "LA"):
         if Kind.ALPHA not in by_kind:
