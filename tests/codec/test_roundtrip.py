@@ -96,3 +96,14 @@ def test_animation_keeps_its_first_frame_and_says_so():
     decoded = np.asarray(decompress(data).convert("RGB"), dtype=np.float64)  # animated WebP: RGBA
     errors = [np.mean((decoded - np.asarray(f, dtype=np.float64)) ** 2) for f in frames]
     assert errors[0] < errors[1] / 4  # the first frame, not the second
+
+
+def test_16bit_rgb_png_is_said_to_be_read_as_8_bits(crop):
+    import imagecodecs
+
+    from nicodec.codec.image import open_image
+
+    deep = imagecodecs.png_encode(np.asarray(crop).astype(np.uint16) * 257)  # Pillow reads RGB;16 as RGB
+    with pytest.warns(DroppedWarning, match="16-bit input read as 8 bits"):
+        image = open_image(deep)
+    assert image.mode == "RGB" and np.array_equal(np.asarray(image), np.asarray(crop))
