@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import torch
 
+from nicodec.codec import latent
+from nicodec.models import hyperprior
 from nicodec.models.pretrained import load_model
 from tests.conftest import with_threads
 
@@ -35,3 +39,67 @@ def test_extreme_inputs_stay_exact():
         out2 = with_threads(2, net, x, fixed_point=True)
         assert torch.equal(out1, out2), name
         assert torch.equal(out1, torch.round(out1)) and out1.abs().max() < 2**53, name
+
+
+def _reference_passes(m, z_hat, symbols_a):
+    """The plain evaluation: whole-latent convolutions, as the decoder before the fast twin did."""
+    from nicodec.models.checkerboard import anchor_mask
+    from nicodec.models.integer import ONE
+
+    hyper = m.integer["h_s"](z_hat)
+    en = m.integer["entropy_net"]
+    no_context = torch.cat([hyper, torch.zeros_like(hyper)], 1)
+    mean_a, scale_a = (hyper + en(no_context, fixed_point=True)).chunk(2, 1)
+    anchors = anchor_mask(*mean_a.shape[2:]).bool().expand_as(mean_a)
+    full = torch.zeros_like(mean_a)
+    full[anchors] = symbols_a
+    ctx = m.integer["context"](torch.where(anchors, full * ONE + mean_a, 0), fixed_point=True)
+    mean_n, scale_n = (hyper + en(torch.cat([hyper, ctx], 1), fixed_point=True)).chunk(2, 1)
+    return [(mean_a[anchors], scale_a[anchors]), (mean_n[~anchors], scale_n[~anchors])]
+
+
+def _fast_passes(m, z_hat, shape, symbols_a, symbols_n):
+    passes = m.twin.passes(z_hat, shape)
+    first = next(passes)
+    second = passes.send(symbols_a.long().numpy())
+    try:
+        passes.send(symbols_n.long().numpy())
+    except StopIteration:
+        pass
+    return [(first.mean, first.scale, first.index), (second.mean, second.scale, second.index)]
+
+
+def _compare(m, z_hat, shape, seed):
+    gen = torch.Generator().manual_seed(seed)
+    n_half = shape[1] * shape[2] * shape[3]
+    symbols_a = torch.randint(-20, 21, (n_half - n_half // 2,), generator=gen).double()
+    symbols_n = torch.randint(-20, 21, (n_half // 2,), generator=gen).double()
+    reference = _reference_passes(m, z_hat, symbols_a)
+    fast = _fast_passes(m, z_hat, shape, symbols_a, symbols_n)
+    for (mean, scale), (fmean, fscale, findex) in zip(reference, fast, strict=True):
+        assert torch.equal(mean, fmean) and torch.equal(scale, fscale)
+        assert np.array_equal(m.twin.index(scale).numpy(), findex)
+    return fast
+
+
+@pytest.mark.parametrize("size", [(2, 3), (3, 5)])
+def test_fast_twin_matches_the_reference_on_random_latents(size, monkeypatch):
+    """Entropy network only on each pass's positions, context only on live taps at non-anchors,
+    in row bands or whole: identical integers to whole-latent convolutions."""
+    m = load_model()
+    gen = torch.Generator().manual_seed(1)
+    z_hat = torch.randint(-8, 9, (1, m.net.hyper_channels, *size), generator=gen).double()
+    shape = torch.Size((1, m.net.config["M"], 4 * size[0], 4 * size[1]))
+    whole = _compare(m, z_hat, shape, seed=2)
+    monkeypatch.setattr(hyperprior, "BAND_POSITIONS", 2 * shape[3])  # bands of 2 latent rows
+    assert len(m.twin.bands(shape[2], shape[3])) > 1
+    banded = _compare(m, z_hat, shape, seed=2)
+    for a, b in zip(whole, banded, strict=True):
+        assert all(torch.equal(torch.as_tensor(x), torch.as_tensor(y)) for x, y in zip(a, b, strict=True))
+
+
+def test_fast_twin_matches_the_reference_on_a_real_latent(crop_array):
+    m = load_model()
+    y = latent.analyse(m, crop_array, 60)
+    z_hat = torch.round(m.net.h_a(y)).double()
+    _compare(m, z_hat, y.shape, seed=3)

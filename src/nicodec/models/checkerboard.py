@@ -84,20 +84,24 @@ class CheckerboardTwin(HyperpriorTwin):
         _, m, h, w = shape
         is_anchor = anchor_mask(h, w)[0, 0].bool()
         bands = self.bands(h, w)
-        hyper = [self.hyper(z_hat, band, w) for band in bands]
-        first = [self.parameters(p[is_anchor[slice(*b)].reshape(-1)], None)
-                 for p, b in zip(hyper, bands, strict=True)]
+        first, hyper_n = [], []  # only the non-anchor rows of the hyperprior are kept for pass 2
+        for band in bands:
+            rows = self.hyper(z_hat, band, w)
+            first.append(self.parameters(rows[is_anchor[slice(*band)].reshape(-1)], None))
+            hyper_n.append(rows[~is_anchor[slice(*band)].reshape(-1)])
+            del rows
         mean_a = torch.cat([mean for mean, _ in first]).T  # [M, anchors]
         scale = torch.cat([scale for _, scale in first]).T
+        del first
         symbols = yield Pass(self.index(scale).reshape(-1).numpy(), mean_a.reshape(-1), scale.reshape(-1),
                              is_anchor.expand(m, h, w))
+        del scale
         y_a = torch.from_numpy(symbols).double().reshape(m, -1) * ONE + mean_a
         grid = torch.zeros(h, w, m)  # clamped anchors fit float32 exactly: |a| <= 2**24
         grid[is_anchor] = clamp(y_a).T.float()
         second = []
-        for p, (r0, r1) in zip(hyper, bands, strict=True):
-            where = ~is_anchor[r0:r1]
-            second.append(self.parameters(p[where.reshape(-1)], self.context(grid, (r0, r1), where)))
+        for p, (r0, r1) in zip(hyper_n, bands, strict=True):
+            second.append(self.parameters(p, self.context(grid, (r0, r1), ~is_anchor[r0:r1])))
         mean_n = torch.cat([mean for mean, _ in second]).T
         scale = torch.cat([scale for _, scale in second]).T
         symbols = yield Pass(self.index(scale).reshape(-1).numpy(), mean_n.reshape(-1), scale.reshape(-1),

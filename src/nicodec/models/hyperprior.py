@@ -11,7 +11,7 @@ from nicodec.models.layers import conv, deconv, gdn_analysis, gdn_synthesis
 from nicodec.models.priors import FactorizedDensity, gaussian_likelihood
 from nicodec.models.stages import run_window
 
-BAND_POSITIONS = 8192  # latent positions per band of the integer networks (memory per band)
+BAND_POSITIONS = 2048  # latent positions per band of the integer networks (memory per band)
 
 
 class HyperpriorTwin:
