@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 
-from nicodec.cli.io import read_input, write_output
+from nicodec.cli.io import check_output, read_input, write_output
 from nicodec.storage import folder
 from nicodec.storage.folder import IMAGE_SUFFIXES, Job
 
@@ -58,12 +60,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _folder_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
-                   help="folder mode: worker processes (one thread each; default 1)")
-    p.add_argument("--shard", default="0/1", metavar="k/N",
+    p.add_argument("-j", "--jobs", type=_positive(int), default=1, metavar="N",
+                   help="folder mode: worker processes (one thread each; default 1; at most one per "
+                   "core and what memory allows)")
+    p.add_argument("--shard", type=_shard, default=(0, 1), metavar="k/N",
                    help="folder mode: only the k-th of N shards (split a folder across machines)")
-    p.add_argument("--force", action="store_true",
-                   help="folder mode: redo files whose output is already newer than the input")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="overwrite an existing output file (folder mode: also redo files that are "
+                   "up to date); an output that is the input is never overwritten")
 
 
 def _positive(kind: type) -> Callable[[str], float]:
@@ -72,10 +76,17 @@ def _positive(kind: type) -> Callable[[str], float]:
             value = kind(text)
         except ValueError:
             value = 0
-        if value <= 0:
+        if not (math.isfinite(value) and value > 0):
             raise argparse.ArgumentTypeError(f"must be a positive {kind.__name__}, not '{text}'")
         return value
     return parse
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        return folder.parse_shard(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _quality(text: str) -> int:
@@ -88,10 +99,20 @@ def _quality(text: str) -> int:
     return q
 
 
-def _default_output(inp: str, suffix: str) -> str:
-    if inp == "-":
+def _output(args: argparse.Namespace, suffix: str) -> str:
+    """The single-file output: -o (checked against the input and --force), or the input's name
+    with `suffix`, which never replaces an existing file (`nicodec decode photo.nic` must not
+    overwrite the original photo.png with its lossy decode)."""
+    if args.output:
+        check_output(args.output, args.input, args.force)
+        return args.output
+    if args.input == "-":
         raise ValueError("-o is required when reading from stdin")
-    return str(Path(inp).with_suffix(suffix))
+    out = str(Path(args.input).with_suffix(suffix))
+    if os.path.lexists(out):
+        raise ValueError(f"{out} exists and a default output name never replaces a file: give -o "
+                         "(with -f/--force to overwrite)")
+    return out
 
 
 def _report(stats: dict, as_json: bool, to_stdout_ok: bool) -> None:
@@ -132,7 +153,7 @@ def encode(args: argparse.Namespace) -> int:
         work = partial(_encode_job, quality=args.quality, model=args.model, size=args.size, bpp=args.bpp,
                        strip=args.strip, effort=args.effort)
         return _folder(args, IMAGE_SUFFIXES, ".nic", work)
-    out = args.output or _default_output(args.input, ".nic")
+    out = _output(args, ".nic")
     stats = encode_file(args.input, out, args.quality, args.model, args.size, args.bpp, args.strip,
                         args.effort)
     _report(stats, args.json, out != "-")
@@ -172,7 +193,7 @@ def decode(args: argparse.Namespace) -> int:
             raise ValueError("--reference takes one image, not a folder")
         work = partial(_decode_job, model=args.model)
         return _folder(args, {".nic"}, "." + args.format, work)
-    out = args.output or _default_output(args.input, ".png")
+    out = _output(args, ".png")
     _report(decode_file(args.input, out, args.model, args.reference), args.json, out != "-")
     return 0
 
@@ -187,16 +208,17 @@ def _decode_job(job: Job, model: str | None) -> dict:
 
 
 def _folder(args: argparse.Namespace, suffixes: Iterable[str], new_suffix: str,
-            work: Callable[[Job], dict]) -> int:
+            work: partial[dict]) -> int:
     """Folder mode of encode/decode: mirror the tree, then one summary line (or JSON)."""
     from tqdm import tqdm
 
     if not args.output or args.output == "-":
         raise ValueError("-o OUTPUT_FOLDER is required when the input is a folder")
+    ledger = folder.Ledger(Path(args.output), {**work.keywords, "suffix": new_suffix})  # the settings
     jobs, skipped = folder.plan(Path(args.input), Path(args.output), suffixes, new_suffix,
-                                folder.parse_shard(args.shard), args.force)
+                                args.shard, args.force, ledger)
     with tqdm(total=len(jobs), unit="file", disable=args.json or not jobs, leave=False) as bar:
-        summary = folder.run(jobs, work, args.jobs, bar.update)
+        summary = folder.run(jobs, work, args.jobs, bar.update, ledger.record)
     for source, error in sorted(summary.failed.items()):
         print(f"nicodec: error: {source}: {error}", file=sys.stderr)
     totals = {"files": len(summary.done), "up_to_date": skipped, "failed": len(summary.failed)}
