@@ -14,9 +14,7 @@ from PIL import Image
 from nicodec import compress
 from nicodec import info as nic_info
 from nicodec.models.pretrained import load_model
-from tests.conftest import EXIF_MAKE, EXIF_ORIENTATION, REPO
-
-SAMPLE = REPO / "src" / "nicodec" / "assets" / "sample.png"
+from tests.conftest import EXIF_MAKE, EXIF_ORIENTATION
 
 
 def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:

@@ -122,7 +122,8 @@ def worker_count(requested: int, jobs: int) -> int:
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def _init_worker() -> None:
+def init_worker() -> None:
+    """Set up a worker process: one torch thread, and it dies with its parent."""
     import torch
 
     torch.set_num_threads(1)  # one process per core beats threads inside small convolutions
@@ -156,7 +157,7 @@ def run(jobs: list[Job], work: Callable[[Job], dict[str, Any]], processes: int =
         for job in jobs:
             record(job, lambda job=job: work(job))
         return summary
-    with ProcessPoolExecutor(processes, initializer=_init_worker) as pool:
+    with ProcessPoolExecutor(processes, initializer=init_worker) as pool:
         futures = {pool.submit(work, job): job for job in jobs}
         for future in as_completed(futures):
             record(futures[future], future.result)
