@@ -35,6 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from nicodec.bitstream.container import printable
 from nicodec.codec.api import DEFAULT_QUALITY, compress, decompress, info
 from nicodec.codec.image import open_image, save_options
+from nicodec.models.pretrained import load_model
 from nicodec.storage.folder import init_worker
 
 MAX_BODY = 64 << 20  # bytes accepted per request
@@ -74,7 +75,15 @@ def _start_pool() -> None:
     (`init_worker`), so it must live as long as the service."""
     global _pool
     _pool = ProcessPoolExecutor(settings.workers, mp_context=multiprocessing.get_context("spawn"),
-                                initializer=init_worker)  # spawned: the server's threads not copied
+                                initializer=_init_worker)  # spawned: the server's threads not copied
+    for _ in range(settings.workers):  # start every worker now, not on the first requests
+        _pool.submit(int)
+
+
+def _init_worker() -> None:
+    """A worker loads the default model once, when it starts, not during someone's request."""
+    init_worker()
+    load_model()
 
 
 @asynccontextmanager
