@@ -16,8 +16,8 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
-from nicodec import compress
-from nicodec.bitstream.container import MAGIC, Kind, Section, pack, unpack
+from nicodec import compress, decompress
+from nicodec.bitstream.container import MAGIC, FormatError, Kind, Section, pack, unpack
 
 
 def png_claiming(width: int, height: int) -> bytes:
@@ -85,8 +85,14 @@ def crafted(seed: dict[str, bytes]) -> dict[str, bytes]:
 
 
 def mutate(data: bytes, rng: random.Random) -> bytes:
-    """A random mutation of a valid file: bit flips, byte changes, cuts, insertions or header
-    fields, usually with the CRC recomputed so that the parser and decoder behind it are reached."""
+    """A random mutation of a file: half the time of its parsed sections and header fields
+    (re-packed, so that the decoder behind the parser is reached), else of its bytes (bit flips,
+    byte changes, cuts, insertions, big varints), usually with the CRC recomputed."""
+    if rng.random() < 0.5:
+        try:
+            return _mutate_sections(data, rng)
+        except FormatError:  # a crafted file the parser refuses: mutate its bytes
+            pass
     buf = bytearray(data[:-4])
     for _ in range(rng.choice((1, 1, 2, 4, 16))):
         op, at = rng.randrange(5), rng.randrange(len(MAGIC) + 1, len(buf))
@@ -103,3 +109,36 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
     if rng.random() < 0.1:
         return bytes(buf) + data[-4:]  # stale CRC: the checksum must catch it
     return bytes(buf) + struct.pack("<I", zlib.crc32(bytes(buf)))
+
+
+def outcome(data: bytes, max_pixels: int | None) -> str:
+    """What decoding `data` did: "decoded", "FormatError", "MemoryError" (says so, one line), or
+    "CRASH <type>: <message>" for anything else (a bug: every hostile file is a FormatError)."""
+    try:
+        decompress(data, max_pixels=max_pixels)
+    except FormatError as err:
+        return "FormatError" if "\n" not in str(err) and str(err).isprintable() else "CRASH unprintable"
+    except MemoryError:
+        return "MemoryError"
+    except Exception as err:  # noqa: BLE001 - the point is to find them
+        return f"CRASH {type(err).__name__}: {str(err)[:200]}"
+    return "decoded"
+
+
+def _mutate_sections(data: bytes, rng: random.Random) -> bytes:
+    header, sections = unpack(data)
+    if sections:
+        section = rng.choice(sections)
+        payload = bytearray(section.data)
+        for _ in range(rng.choice((1, 2, 8)) if payload else 0):
+            payload[rng.randrange(len(payload))] ^= 1 << rng.randrange(8)
+        if rng.random() < 0.3:
+            del payload[rng.randrange(len(payload) + 1):]
+        section.data = bytes(payload)
+    if rng.random() < 0.2:
+        field = rng.choice(("width", "height", "quality", "mode"))
+        size = rng.randrange(1, 1 << rng.randrange(1, 16))
+        value = {"width": size, "height": size, "quality": rng.randrange(1, 101),
+                 "mode": rng.choice(("L", "RGB", "RGBA", "LA"))}[field]
+        setattr(header, field, value)
+    return pack(header, sections)
