@@ -12,6 +12,7 @@ import threading
 import pytest
 import torch
 
+from nicodec.bitstream.container import pack, unpack
 from nicodec.cli import io as cli_io
 from tests.cli.test_cli import run
 
@@ -123,3 +124,19 @@ def test_export_of_a_refused_pickle_is_one_line(tmp_path):
     torch.save({"model": _RunsACommand()}, evil)
     err = _one_line_error(run("export", str(evil), "-o", str(tmp_path / "m.safetensors")))
     assert "refused" in err
+
+
+def test_decode_takes_a_pixel_limit(small_nic, tmp_path):
+    nic = tmp_path / "a.nic"
+    nic.write_bytes(small_nic)  # 129x100, padded to 192x128 = 24,576 pixels
+    err = _one_line_error(run("decode", str(nic), "-o", str(tmp_path / "a.png"), "--max-pixels", "24575"))
+    assert "over the limit of 24,575" in err and not (tmp_path / "a.png").exists()
+    assert run("decode", str(nic), "-o", str(tmp_path / "a.png"), "--max-pixels", "24576").returncode == 0
+
+
+def test_info_of_a_hostile_model_id_is_one_escaped_line(small_nic, tmp_path):
+    header, sections = unpack(small_nic)
+    header.model_id = "checkerboard-\x1b]0;pwned\x07\nFAKE"
+    (tmp_path / "evil.nic").write_bytes(pack(header, sections))
+    err = _one_line_error(run("info", str(tmp_path / "evil.nic")))
+    assert "\x1b" not in err and "\\x1b]0;pwned\\x07\\nFAKE" in err

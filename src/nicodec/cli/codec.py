@@ -47,6 +47,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    "no extension; default: input name with .png), or folder")
     p.add_argument("--model", help="model file, for .nic files written by a non-shipped model")
     p.add_argument("--reference", help="original image: also print PSNR and MS-SSIM against it")
+    p.add_argument("--max-pixels", type=_positive(int), metavar="N",
+                   help="refuse images over N pixels once padded to a multiple of 64 (default: "
+                   "nicodec.codec.api.MAX_PIXELS, Pillow's limit)")
     p.add_argument("--json", action="store_true", help="print machine-readable stats")
     p.add_argument("--format", default="png", choices=("png", "tiff", "bmp", "ppm", "webp"),
                    help="image format written in folder mode (default png)")
@@ -160,15 +163,16 @@ def encode(args: argparse.Namespace) -> int:
     return 0
 
 
-def decode_file(source: str, output: str, model: str | None, reference: str | None = None) -> dict:
+def decode_file(source: str, output: str, model: str | None, reference: str | None = None,
+                max_pixels: int | None = None) -> dict:
     """Decompress one .nic file (or stdin) to one image file (or stdout), with the metadata the
-    format can hold; its stats."""
+    format can hold; its stats. `max_pixels` replaces the API's default pixel limit."""
     from nicodec.codec.api import decompress
     from nicodec.codec.image import save_options
 
     data = read_input(source)
     start = time.perf_counter()
-    img = decompress(data, model=model)
+    img = decompress(data, model=model, **({} if max_pixels is None else {"max_pixels": max_pixels}))
     elapsed = time.perf_counter() - start
     fmt = "PNG" if output == "-" or not Path(output).suffix else _format_of(output)
 
@@ -191,10 +195,10 @@ def decode(args: argparse.Namespace) -> int:
     if Path(args.input).is_dir():
         if args.reference:
             raise ValueError("--reference takes one image, not a folder")
-        work = partial(_decode_job, model=args.model)
+        work = partial(_decode_job, model=args.model, max_pixels=args.max_pixels)
         return _folder(args, {".nic"}, "." + args.format, work)
     out = _output(args, ".png")
-    _report(decode_file(args.input, out, args.model, args.reference), args.json, out != "-")
+    _report(decode_file(args.input, out, args.model, args.reference, args.max_pixels), args.json, out != "-")
     return 0
 
 
@@ -203,8 +207,8 @@ def _encode_job(job: Job, quality: int, model: str | None, size: int | None, bpp
     return encode_file(str(job.source), str(job.target), quality, model, size, bpp, strip, effort)
 
 
-def _decode_job(job: Job, model: str | None) -> dict:
-    return decode_file(str(job.source), str(job.target), model)
+def _decode_job(job: Job, model: str | None, max_pixels: int | None) -> dict:
+    return decode_file(str(job.source), str(job.target), model, max_pixels=max_pixels)
 
 
 def _folder(args: argparse.Namespace, suffixes: Iterable[str], new_suffix: str,
