@@ -43,7 +43,6 @@ def compress(image: Image.Image | np.ndarray, quality: int = DEFAULT_QUALITY,
     m = _model(model)
     planes = imaging.to_planes(image)
     h, w = planes.rgb.shape[:2]
-    x = imaging.to_tensor(planes.rgb, m.net.downsampling)
     iterations = refine.EFFORT_ITERATIONS[effort]
     extra = [Section(Kind.ALPHA, imaging.encode_alpha(planes.alpha))] if planes.alpha is not None else []
     if metadata:
@@ -53,9 +52,10 @@ def compress(image: Image.Image | np.ndarray, quality: int = DEFAULT_QUALITY,
     def encode_at(q: int, iterations: int = 0) -> bytes:
         header = Header(m.model_id, q, w, h, planes.mode, planes.bit_depth)
         if iterations:
+            x = imaging.to_tensor(planes.rgb, m.net.downsampling)
             y = refine.refine(m.net, x, h, w, latent.quality_level(m, q), iterations)
             return container.pack(header, latent.encode_latent(m, y) + extra)
-        return container.pack(header, latent.encode(m, x, q) + extra)
+        return container.pack(header, latent.encode(m, planes.rgb, q) + extra)
 
     if max_bytes is None:
         return encode_at(int(quality), iterations)
@@ -100,14 +100,13 @@ def decompress(data: bytes, model: str | InferenceModel | None = None,
             raise container.FormatError("corrupt file (missing alpha section)")
         alpha = imaging.decode_alpha(by_kind[Kind.ALPHA], header.height, header.width)
     try:
-        x_hat = latent.decode(m, by_kind, ph, pw, header.quality)
+        rgb = latent.decode(m, by_kind, header.height, header.width, header.quality)
     except container.FormatError:  # e.g. a missing section: already says what is wrong
         raise
     except Exception as err:  # noqa: BLE001 - whatever a crafted payload makes the decoder raise
         if isinstance(err, MemoryError) or "can't allocate memory" in str(err):  # torch's allocator
             raise MemoryError(f"out of memory decoding a {header.width}x{header.height} image") from None
         raise container.FormatError(f"corrupt payload ({_one_line(err)})") from None
-    rgb = imaging.to_uint8(x_hat, header.height, header.width)
     image = imaging.assemble(rgb, alpha, header.mode)
     image.info.update(metadata)
     return image

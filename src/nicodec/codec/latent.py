@@ -1,32 +1,30 @@
-"""Latent coding: padded image tensor <-> ANS-coded sections, for every model family.
+"""Latent coding: image <-> ANS-coded sections, for every model family.
 
-Decoding is exact by construction. Hyperprior family: the hyper-latent is decoded with shipped
-integer tables; integer networks (`models.integer`) turn it, and for the checkerboard model the
-decoded anchors, into fixed-point means and integer table indices; the latent is decoded with
-shipped integer tables. Factorized family: each channel has its shipped table. No float result
-ever decides a table.
+This module orchestrates and knows no model by name. The family's integer twin (`model.twin`,
+defined beside the family's training pass in `nicodec.models`) says, pass by pass, which table
+and mean each latent symbol has; here the hyper-latent (for a model that has one) and the passes
+are entropy-coded, and the transforms run tile by tile (`codec.tiling`).
+
+Decoding is exact by construction: the hyper-latent is decoded with shipped integer tables,
+integer networks turn it (and earlier passes) into table indices, and the latent is decoded
+with shipped integer tables. No float result ever decides a table. Only the synthesis is float:
+it may change pixels by a rounding between machines or backends, never how a file is parsed.
 """
 
 from __future__ import annotations
-
-import itertools
-from collections.abc import Callable, Generator, Iterator
-from contextlib import contextmanager
 
 import numpy as np
 import torch
 
 from nicodec.bitstream.container import FormatError, Kind, Section
-from nicodec.codec.tiling import apply_tiled
+from nicodec.codec import tiling
 from nicodec.entropy import coder
-from nicodec.models.checkerboard import anchor_mask
-from nicodec.models.integer import ACT_BITS
+from nicodec.models.base import Passes
+from nicodec.models.integer import ONE
 from nicodec.models.pretrained import InferenceModel
 from nicodec.models.priors import gaussian_likelihood
 
-ONE = 1 << ACT_BITS  # 1.0 in the integer networks' fixed point
 PASS_KINDS = ((Kind.Y, Kind.Y_ESCAPES), (Kind.Y2, Kind.Y2_ESCAPES))
-Pass = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (positions, mean, scale), fixed point
 
 
 def quality_level(model: InferenceModel, quality: int) -> torch.Tensor:
@@ -37,52 +35,16 @@ def quality_level(model: InferenceModel, quality: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def analyse(model: InferenceModel, x: torch.Tensor, quality: int) -> torch.Tensor:
-    """The gained latent of a padded image x [1, 3, H, W] in [0, 1] at `quality`, tile by tile
-    (a level-affine model's analysis differs per quality, so it runs once per quality)."""
-    stride, t = model.net.latent_stride, quality_level(model, quality)
-    return apply_tiled(lambda part: model.net.analyse(part, t), x,
-                       (x.shape[2] // stride, x.shape[3] // stride), stride, 1, margin=model.net.tile_margin)
-
-
-def _index(model: InferenceModel, scale_fixed: torch.Tensor) -> torch.Tensor:
-    """Table index of each fixed-point scale, by integer comparison with stored thresholds."""
-    return torch.searchsorted(model.y_thresholds, scale_fixed.long().contiguous(), right=True)
-
-
-def _passes(model: InferenceModel, z_hat: torch.Tensor) -> Generator[Pass, torch.Tensor, None]:
-    """Coding passes over the latent: yields (positions, mean, scale) of each pass, both in fixed
-    point, and receives back that pass's symbols (full-shape), which later passes condition on."""
-    hyper = model.integer["h_s"](z_hat)
-    if "context" not in model.integer:
-        mean, scale = hyper.chunk(2, dim=1)
-        yield torch.ones_like(mean, dtype=torch.bool), mean, scale
-        return
-
-    def parameters_of(ctx: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The hyperprior's (mean, scale) corrected from the context (integer addition: exact)."""
-        correction = model.integer["entropy_net"](torch.cat([hyper, ctx], 1), fixed_point=True)
-        return (hyper + correction).chunk(2, dim=1)
-
-    mean_a, scale_a = parameters_of(torch.zeros_like(hyper))
-    anchors = anchor_mask(*mean_a.shape[2:]).bool().expand_as(mean_a)
-    symbols = yield anchors, mean_a, scale_a
-    y_hat_anchors = torch.where(anchors, symbols * ONE + mean_a, 0)  # exact fixed point
-    mean_n, scale_n = parameters_of(model.integer["context"](y_hat_anchors, fixed_point=True))
-    yield ~anchors, mean_n, scale_n
-
-
-def _run_passes(model: InferenceModel, z_hat: torch.Tensor,
-                code_pass: Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
-    """Drive `_passes`: code_pass(number, positions, mean, scale) returns that pass's symbols."""
-    passes = _passes(model, z_hat)
-    step = next(passes)
-    for number in itertools.count():
-        symbols = code_pass(number, *step)
-        try:
-            step = passes.send(symbols)
-        except StopIteration:
-            return
+def analyse(model: InferenceModel, x: torch.Tensor | np.ndarray, quality: int,
+            threads: int | None = None) -> torch.Tensor:
+    """The gained latent [1, M, H/16, W/16] of an image at `quality`, tile by tile: a padded
+    image tensor x [1, 3, H, W] in [0, 1], or the H x W x 3 uint8 pixels of an image, which are
+    padded (edge replication) to a multiple of the model's downsampling as the tiles read them.
+    (A level-affine model's analysis differs per quality, so it runs once per quality.)"""
+    source, size = tiling.image_source(x, model.net.downsampling)
+    stride = model.net.latent_stride
+    return tiling.run_tiles(model.net.analysis_stages(quality_level(model, quality)), source, size,
+                            (size[0] // stride, size[1] // stride), tiling.ANALYSIS_TILE, threads)
 
 
 def _channel_index(shape: torch.Size) -> np.ndarray:
@@ -107,85 +69,90 @@ def _stream(sections: dict[Kind, bytes], kind: Kind, escape_kind: Kind) -> tuple
     return _section(sections, kind), sections.get(escape_kind, b"")
 
 
-def encode(model: InferenceModel, x: torch.Tensor, quality: int) -> list[Section]:
-    """The coded sections of a padded image x [1, 3, H, W] in [0, 1]."""
-    return encode_latent(model, analyse(model, x, quality))
+def _hyper_latent(model: InferenceModel, y: torch.Tensor) -> torch.Tensor | None:
+    return torch.round(model.net.h_a(y)) if model.z_tables is not None else None
+
+
+def _drive(passes: Passes, code_pass) -> torch.Tensor:
+    """Run a twin's passes: code_pass(number, pass) returns that pass's symbols; returns y_hat."""
+    step, number = next(passes), 0
+    while True:
+        try:
+            step = passes.send(code_pass(number, step))
+        except StopIteration as done:
+            return done.value
+        number += 1
+
+
+def encode(model: InferenceModel, x: torch.Tensor | np.ndarray, quality: int,
+           threads: int | None = None) -> list[Section]:
+    """The coded sections of an image (see `analyse` for what x may be)."""
+    return encode_latent(model, analyse(model, x, quality, threads))
 
 
 @torch.no_grad()
 def encode_latent(model: InferenceModel, y: torch.Tensor) -> list[Section]:
     """The coded sections of a gained latent y (the analysis transform's, or a refined one)."""
-    if model.net.entropy == "factorized":
-        y_hat = torch.round(y)
-        words, esc = coder.encode(y_hat.long().numpy().reshape(-1), _channel_index(y_hat.shape),
-                                  model.y_tables)
-        return _coded(Kind.Y, Kind.Y_ESCAPES, words, esc)
-    z_hat = torch.round(model.net.h_a(y))
-    z_words, z_esc = coder.encode(z_hat.long().numpy().reshape(-1), _channel_index(z_hat.shape),
-                                  model.z_tables)
-    sections = _coded(Kind.Z, Kind.Z_ESCAPES, z_words, z_esc)
+    sections: list[Section] = []
+    z_hat = _hyper_latent(model, y)
+    if z_hat is not None:
+        z_words, z_esc = coder.encode(z_hat.long().numpy().reshape(-1), _channel_index(z_hat.shape),
+                                      model.z_tables)
+        sections += _coded(Kind.Z, Kind.Z_ESCAPES, z_words, z_esc)
 
-    def code_pass(number: int, positions: torch.Tensor, mean: torch.Tensor,
-                  scale: torch.Tensor) -> torch.Tensor:
-        symbols = torch.round(y.double() - mean / ONE)
-        words, esc = coder.encode(symbols[positions].long().numpy(),
-                                  _index(model, scale)[positions].numpy(), model.y_tables)
-        sections.extend(_coded(*PASS_KINDS[number], words, esc))
+    def code_pass(number, step):
+        symbols = torch.round(y[0][step.where].double() - step.mean / ONE).long().numpy()
+        sections.extend(_coded(*PASS_KINDS[number], *coder.encode(symbols, step.index, model.y_tables)))
         return symbols
 
-    _run_passes(model, z_hat, code_pass)
+    _drive(model.twin.passes(z_hat, y.shape), code_pass)
     return sections
+
+
+def latent_shape(model: InferenceModel, height: int, width: int) -> torch.Size:
+    """Shape of the latent of a padded height x width image."""
+    stride = model.net.latent_stride
+    return torch.Size((1, model.net.config["M"], height // stride, width // stride))
 
 
 @torch.no_grad()
 def decode_latents(model: InferenceModel, sections: dict[Kind, bytes], height: int,
                    width: int) -> torch.Tensor:
-    """The exact latent y_hat (float64) of a padded height x width image."""
-    ds = model.net.downsampling
-    if model.net.entropy == "factorized":
-        shape = torch.Size((1, model.net.config["M"], height // ds, width // ds))
-        y = coder.decode(*_stream(sections, Kind.Y, Kind.Y_ESCAPES), _channel_index(shape), model.y_tables)
-        return torch.from_numpy(y).double().reshape(shape)
-    z_shape = torch.Size((1, model.net.hyper_channels, height // ds, width // ds))
-    z = coder.decode(*_stream(sections, Kind.Z, Kind.Z_ESCAPES), _channel_index(z_shape), model.z_tables)
-    y_hat_fixed = torch.zeros(0)
+    """The exact latent y_hat (float32 [1, M, H/16, W/16]) of a padded height x width image."""
+    shape = latent_shape(model, height, width)
+    z_hat = None
+    if model.z_tables is not None:
+        ds = model.net.downsampling
+        z_shape = torch.Size((1, model.net.hyper_channels, height // ds, width // ds))
+        z = coder.decode(*_stream(sections, Kind.Z, Kind.Z_ESCAPES), _channel_index(z_shape), model.z_tables)
+        z_hat = torch.from_numpy(z).double().reshape(z_shape)
 
-    def code_pass(number: int, positions: torch.Tensor, mean: torch.Tensor,
-                  scale: torch.Tensor) -> torch.Tensor:
-        nonlocal y_hat_fixed
-        values = coder.decode(*_stream(sections, *PASS_KINDS[number]),
-                              _index(model, scale)[positions].numpy(), model.y_tables)
-        symbols = torch.zeros_like(mean)
-        symbols[positions] = torch.from_numpy(values).double()
-        y_hat_fixed = torch.where(positions, symbols * ONE + mean, y_hat_fixed if number else 0)
-        return symbols
+    def code_pass(number, step):
+        return coder.decode(*_stream(sections, *PASS_KINDS[number]), step.index, model.y_tables)
 
-    _run_passes(model, torch.from_numpy(z).double().reshape(z_shape), code_pass)
-    return y_hat_fixed / ONE
-
-
-@contextmanager
-def _single_thread() -> Iterator[None]:
-    """Float convolutions may sum in a thread-count-dependent order; one thread, always, makes
-    the decoded pixels identical whatever the caller's thread setting."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+    return _drive(model.twin.passes(z_hat, shape), code_pass)
 
 
 @torch.no_grad()
 def decode(model: InferenceModel, sections: dict[Kind, bytes], height: int, width: int,
-           quality: int) -> torch.Tensor:
-    """Reconstruction [1, 3, height, width] in [0, 1]."""
-    y_hat = decode_latents(model, sections, height, width).float()
-    t = quality_level(model, quality)
-    with _single_thread():
-        x_hat = apply_tiled(lambda part: model.net.synthesize(part, t), y_hat, tuple(y_hat.shape[2:]),
-                            1, model.net.latent_stride, margin=model.net.tile_margin)
-    return x_hat.clamp(0, 1)
+           quality: int, threads: int | None = None) -> np.ndarray:
+    """The decoded image, height x width x 3 uint8 (the padded size is implied by the model)."""
+    ds = model.net.downsampling
+    ph, pw = -(-height // ds) * ds, -(-width // ds) * ds
+    y_hat = decode_latents(model, sections, ph, pw)
+    return synthesize(model, y_hat, quality, (height, width), threads)
+
+
+def synthesize(model: InferenceModel, y_hat: torch.Tensor, quality: int, size: tuple[int, int],
+               threads: int | None = None) -> np.ndarray:
+    """Pixels (size[0] x size[1] x 3 uint8, cropped from the padded image) of a latent.
+
+    Tiles run one thread each, as many at once as `threads` (default: torch's setting): the
+    tiling depends on the image size only, so the pixels never depend on the thread count."""
+    y_hat = y_hat.contiguous(memory_format=torch.channels_last)
+    stages = model.net.synthesis_stages(quality_level(model, quality))
+    return tiling.run_tiles(stages, tiling.tensor_source(y_hat), tuple(y_hat.shape[2:]), size,
+                            tiling.SYNTHESIS_TILE, threads, to_pixels=True)
 
 
 @torch.no_grad()
@@ -197,17 +164,15 @@ def estimate_bits(model: InferenceModel, y: torch.Tensor) -> float:
     learned densities instead of the quantized tables: comparing it with the real payload size
     measures what table snapping, count quantization and ANS overhead cost.
     """
-    if model.net.entropy == "factorized":
+    z_hat = _hyper_latent(model, y)
+    if z_hat is None:
         return float(-torch.log2(model.net.y_prior.likelihood(torch.round(y)).double()).sum())
-    z_hat = torch.round(model.net.h_a(y))
     bits = [-torch.log2(model.net.z_prior.likelihood(z_hat).double()).sum()]
 
-    def code_pass(number: int, positions: torch.Tensor, mean: torch.Tensor,
-                  scale: torch.Tensor) -> torch.Tensor:
-        symbols = torch.round(y.double() - mean / ONE)
-        lik = gaussian_likelihood(symbols[positions], scale[positions] / ONE)
-        bits.append(-torch.log2(lik).sum())
-        return symbols
+    def code_pass(number, step):
+        symbols = torch.round(y[0][step.where].double() - step.mean / ONE)
+        bits.append(-torch.log2(gaussian_likelihood(symbols, step.scale / ONE)).sum())
+        return symbols.long().numpy()
 
-    _run_passes(model, z_hat, code_pass)
+    _drive(model.twin.passes(z_hat, y.shape), code_pass)
     return float(sum(bits))

@@ -19,12 +19,15 @@ without losing what it has learnt (`nicodec train --init`).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
 from nicodec.models.layers import GDN, ResidualBottleneck
+from nicodec.models.stages import Stage, stages_of
 
 LAMBDA_MIN = 0.0018
 LAMBDA_MAX = 0.25
@@ -74,6 +77,22 @@ def rounded(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return r, r
 
 
+@dataclass
+class Pass:
+    """One coding pass over the latent, as the integer twin computes it: the table `index`, and
+    the fixed-point `mean` and `scale`, of each symbol in coding order, which is the C order of
+    the symbols' positions `where` (a boolean [M, H, W] mask)."""
+
+    index: np.ndarray
+    mean: torch.Tensor
+    scale: torch.Tensor | None
+    where: torch.Tensor
+
+
+Passes = Generator[Pass, np.ndarray, torch.Tensor]
+"""Yields each pass, receives its symbols (int64, coding order), returns the latent y_hat
+(float32 [1, M, H, W]) once every pass is done."""
+
 class VariableRateModel(nn.Module):
     """Subclasses define `g_a`, `g_s`, `name`, `entropy` ("hyperprior" or "factorized")."""
 
@@ -82,6 +101,7 @@ class VariableRateModel(nn.Module):
     downsampling = 16  # the image is padded to a multiple of this
     latent_stride = 16  # pixels per latent position along each axis
     integer_nets: tuple[str, ...] = ()  # sub-networks evaluated exactly at decode time
+    twin: type  # its exact coding procedure, built from a model file's integer side (`pretrained`)
 
     def __init__(self, latent_channels: int, levels: int = LEVELS, lambda_min: float = LAMBDA_MIN,
                  lambda_max: float = LAMBDA_MAX, **architecture: int) -> None:
@@ -165,6 +185,34 @@ class VariableRateModel(nn.Module):
             if blocks is not None and str(i) in blocks:
                 x = blocks[str(i)](x)
         return x
+
+    def stages(self, net: str, t: torch.Tensor) -> list[Stage]:
+        """`transform(net, ., t)` as stages (`models.stages`): what tiles of the codec run."""
+        layers = getattr(self, net)
+        affine = self.config.get("level_affine")
+        blocks = getattr(self, f"{net}_res", None) if self.config.get("res_blocks") else None
+        out, start = [], 0
+        for i, layer in enumerate(layers):
+            if affine and isinstance(layer, GDN):
+                part = slice(start, start + layer.beta_sqrt.numel())
+                scale = self._interp(getattr(self, f"{net}_log_scale")[:, part], t)
+                shift = self._lerp(getattr(self, f"{net}_shift")[:, part], t)
+                out.append(Stage(lambda x, a=scale, b=shift: x * a + b))
+                start = part.stop
+            out += stages_of([layer])
+            if blocks is not None and str(i) in blocks:
+                out += stages_of(blocks[str(i)])
+        return out
+
+    def analysis_stages(self, t: torch.Tensor) -> list[Stage]:
+        """`analyse` as stages."""
+        gain = self.gain(t)
+        return [*self.stages("g_a", t), Stage(lambda y: y.float() * gain)]
+
+    def synthesis_stages(self, t: torch.Tensor) -> list[Stage]:
+        """`synthesize` as stages."""
+        inv_gain = self._interp(self.log_inv_gain, t)
+        return [Stage(lambda y: y * inv_gain), *self.stages("g_s", t)]
 
     def gain(self, t: torch.Tensor) -> torch.Tensor:
         """Per-channel latent gain of level t, [B, C, 1, 1]."""

@@ -13,10 +13,12 @@ begins exactly where that hyperprior is and only has to learn what the context a
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from nicodec.models.base import LAMBDA_MAX, LAMBDA_MIN, LEVELS, Quantize
-from nicodec.models.hyperprior import MeanScaleHyperprior
+from nicodec.models.base import LAMBDA_MAX, LAMBDA_MIN, LEVELS, Pass, Passes, Quantize
+from nicodec.models.hyperprior import HyperpriorTwin, MeanScaleHyperprior
+from nicodec.models.integer import ONE, IntegerSynthesis, clamp, requantize
 from nicodec.models.layers import conv
 
 
@@ -43,9 +45,74 @@ class CheckerboardConv(nn.Conv2d):
         return self._conv_forward(x, self.effective_weight, self.bias)
 
 
+LIVE_TAPS = [(i, j) for i in range(5) for j in range(5) if (i + j) % 2]  # taps that see anchors
+
+
+class CheckerboardTwin(HyperpriorTwin):
+    """Exact decode twin of `CheckerboardHyperprior.code_latent`: the same two passes, each
+    network evaluated only where its pass needs it.
+
+    Anchors: the entropy network on the anchor positions, its context input zero (so only the
+    hyperprior half of its first layer is multiplied). Non-anchors: the masked context only at
+    non-anchor positions and only on its 12 live taps, as one matrix product, then the entropy
+    network on those positions. Identical integers to the reference evaluation of whole-latent
+    convolutions (`IntegerSynthesis.__call__`), for about half the work.
+    """
+
+    def __init__(self, integer: dict[str, IntegerSynthesis], thresholds: torch.Tensor) -> None:
+        super().__init__(integer, thresholds)
+        (_, weight, bias, _), = integer["context"].layers
+        self.context_weight = torch.cat([weight[:, :, i, j].T for i, j in LIVE_TAPS]).contiguous()
+        self.context_bias = bias
+        self.entropy_net = integer["entropy_net"]
+
+    def parameters(self, hyper: torch.Tensor, ctx: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        """(mean, scale) rows: the hyperprior's, corrected from the context (None: zero)."""
+        a = hyper if ctx is None else torch.cat([hyper, ctx], 1)
+        return (hyper + self.entropy_net.rows(a)).chunk(2, dim=1)
+
+    def context(self, anchors: torch.Tensor, band: tuple[int, int], where: torch.Tensor) -> torch.Tensor:
+        """Context rows at the non-anchor positions of `band` from the clamped fixed-point anchors
+        grid [H, W, M] (zero elsewhere)."""
+        (r0, r1), h = band, anchors.shape[0]
+        rows = F.pad(anchors[max(r0 - 2, 0):min(r1 + 2, h)].double(),
+                     (0, 0, 2, 2, max(2 - r0, 0), max(r1 + 2 - h, 0)))
+        taps = [rows[i:i + r1 - r0, j:j + anchors.shape[1]][where] for i, j in LIVE_TAPS]
+        return requantize(torch.addmm(self.context_bias, torch.cat(taps, 1), self.context_weight), False)
+
+    def passes(self, z_hat: torch.Tensor, shape: torch.Size) -> Passes:
+        _, m, h, w = shape
+        is_anchor = anchor_mask(h, w)[0, 0].bool()
+        bands = self.bands(h, w)
+        hyper = [self.hyper(z_hat, band, w) for band in bands]
+        first = [self.parameters(p[is_anchor[slice(*b)].reshape(-1)], None)
+                 for p, b in zip(hyper, bands, strict=True)]
+        mean_a = torch.cat([mean for mean, _ in first]).T  # [M, anchors]
+        scale = torch.cat([scale for _, scale in first]).T
+        symbols = yield Pass(self.index(scale).reshape(-1).numpy(), mean_a.reshape(-1), scale.reshape(-1),
+                             is_anchor.expand(m, h, w))
+        y_a = torch.from_numpy(symbols).double().reshape(m, -1) * ONE + mean_a
+        grid = torch.zeros(h, w, m)  # clamped anchors fit float32 exactly: |a| <= 2**24
+        grid[is_anchor] = clamp(y_a).T.float()
+        second = []
+        for p, (r0, r1) in zip(hyper, bands, strict=True):
+            where = ~is_anchor[r0:r1]
+            second.append(self.parameters(p[where.reshape(-1)], self.context(grid, (r0, r1), where)))
+        mean_n = torch.cat([mean for mean, _ in second]).T
+        scale = torch.cat([scale for _, scale in second]).T
+        symbols = yield Pass(self.index(scale).reshape(-1).numpy(), mean_n.reshape(-1), scale.reshape(-1),
+                             (~is_anchor).expand(m, h, w))
+        y_n = torch.from_numpy(symbols).double().reshape(m, -1) * ONE + mean_n
+        y = torch.empty(m, h, w)
+        y[:, is_anchor] = (y_a / ONE).float()
+        y[:, ~is_anchor] = (y_n / ONE).float()
+        return y[None]
+
+
 class CheckerboardHyperprior(MeanScaleHyperprior):
     name = "checkerboard"
     integer_nets = ("h_s", "context", "entropy_net")
+    twin = CheckerboardTwin
 
     def __init__(self, N: int = 128, M: int = 192, levels: int = LEVELS,
                  lambda_min: float = LAMBDA_MIN, lambda_max: float = LAMBDA_MAX,

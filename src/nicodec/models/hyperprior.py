@@ -5,9 +5,49 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nicodec.models.base import LAMBDA_MAX, LAMBDA_MIN, LEVELS, Quantize, VariableRateModel
+from nicodec.models.base import LAMBDA_MAX, LAMBDA_MIN, LEVELS, Pass, Passes, Quantize, VariableRateModel
+from nicodec.models.integer import ONE, IntegerSynthesis
 from nicodec.models.layers import conv, deconv, gdn_analysis, gdn_synthesis
 from nicodec.models.priors import FactorizedDensity, gaussian_likelihood
+from nicodec.models.stages import run_window
+
+BAND_POSITIONS = 8192  # latent positions per band of the integer networks (memory per band)
+
+
+class HyperpriorTwin:
+    """Exact decode twin of `MeanScaleHyperprior.code_latent`: the integer hyper-synthesis picks
+    each symbol's table and mean (`models.integer`), in row bands of the latent so that memory
+    stays bounded; one pass over the whole latent."""
+
+    def __init__(self, integer: dict[str, IntegerSynthesis], thresholds: torch.Tensor) -> None:
+        self.integer = integer
+        self.h_s = integer["h_s"].stages()
+        self.thresholds = thresholds
+
+    def bands(self, height: int, width: int) -> list[tuple[int, int]]:
+        rows = max(2, BAND_POSITIONS // max(width, 1))
+        return [(r, min(r + rows, height)) for r in range(0, height, rows)]
+
+    def hyper(self, z_hat: torch.Tensor, band: tuple[int, int], width: int) -> torch.Tensor:
+        """The hyper-synthesis (fixed-point mean and scale) on latent rows `band`, as
+        [positions, 2M] in raster order."""
+        z = z_hat.double()
+        out = run_window(self.h_s, lambda w: z[..., slice(*w[0]), slice(*w[1])] * ONE, tuple(z.shape[2:]),
+                         (band, (0, width)))
+        return out[0].flatten(1).T
+
+    def index(self, scale: torch.Tensor) -> torch.Tensor:
+        """Table index of each fixed-point scale, by integer comparison with stored thresholds."""
+        return torch.searchsorted(self.thresholds, scale.long().contiguous(), right=True).to(torch.uint8)
+
+    def passes(self, z_hat: torch.Tensor, shape: torch.Size) -> Passes:
+        _, m, h, w = shape
+        params = torch.cat([self.hyper(z_hat, band, w) for band in self.bands(h, w)])  # [H*W, 2M]
+        mean, scale = params[:, :m].T, params[:, m:].T
+        symbols = yield Pass(self.index(scale).reshape(-1).numpy(), mean.reshape(-1), scale.reshape(-1),
+                             torch.ones(m, h, w, dtype=torch.bool))
+        return (torch.from_numpy(symbols).double() + mean.reshape(-1) / ONE).float().reshape(1, m, h, w)
+
 
 
 class MeanScaleHyperprior(VariableRateModel):
@@ -17,6 +57,7 @@ class MeanScaleHyperprior(VariableRateModel):
     entropy = "hyperprior"
     downsampling = 64
     integer_nets = ("h_s",)
+    twin = HyperpriorTwin
 
     def __init__(self, N: int = 128, M: int = 192, levels: int = LEVELS,
                  lambda_min: float = LAMBDA_MIN, lambda_max: float = LAMBDA_MAX,

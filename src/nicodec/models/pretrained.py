@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,7 +48,8 @@ class InferenceModel:
     y_tables: TableSet  # per scale (hyperprior) or per channel (factorized)
     integer: dict[str, IntegerSynthesis] = field(default_factory=dict)  # by sub-network name
     y_thresholds: torch.Tensor | None = None  # int64 fixed-point scale thresholds (ACT_BITS)
-    z_tables: TableSet | None = None
+    z_tables: TableSet | None = None  # the hyper-latent's, for a model that has one
+    twin: Any = None  # the family's exact coding procedure (`net.twin`): passes over the latent
 
 
 def _density_tensors(prefix: str, density: nn.Module, bound: int) -> dict[str, torch.Tensor]:
@@ -119,9 +121,10 @@ def from_bytes(data: bytes) -> InferenceModel:
                            y_tables=tables("codec.y"))
     model.integer = {name: IntegerSynthesis(getattr(net, name), _integer_tensors(tensors, name))
                      for name in net.integer_nets}
-    if net.entropy == "hyperprior":
+    if "codec.z.counts" in tensors:
         model.y_thresholds = tensors["codec.y.thresholds"]
         model.z_tables = tables("codec.z")
+    model.twin = net.twin(model.integer, model.y_thresholds)
     return model
 
 
