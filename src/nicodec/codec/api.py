@@ -14,10 +14,13 @@ from nicodec.codec import image as imaging
 from nicodec.codec import latent, refine
 from nicodec.models import validate
 from nicodec.models.pretrained import InferenceModel, file_metadata, find_model, load_model, manifest
+from nicodec.models.registry import MODELS
 
 DEFAULT_QUALITY = 75
 MAX_PIXELS = 89_478_485  # Pillow's MAX_IMAGE_PIXELS (a 24-bit 256 MiB image): larger padded sizes
 # are refused unless the caller raises the limit (a crafted header must not exhaust memory)
+PADDING = max(cls.downsampling for cls in MODELS.values())  # the pixel limit counts the size padded
+# to a multiple of this (64), what the largest model's decoder allocates
 METADATA_KINDS = dict(zip((Kind.ICC, Kind.EXIF, Kind.XMP), imaging.METADATA_KEYS, strict=True))
 
 
@@ -85,13 +88,12 @@ def decompress(data: bytes, model: str | InferenceModel | None = None,
     refused before anything is decoded; None lifts the limit.
     """
     header, sections = container.unpack(data)
-    m = _decoder(header.model_id, model)
-    ds = m.net.downsampling
-    ph, pw = -(-header.height // ds) * ds, -(-header.width // ds) * ds
-    if max_pixels is not None and ph * pw > max_pixels:
+    ph, pw = -(-header.height // PADDING) * PADDING, -(-header.width // PADDING) * PADDING
+    if max_pixels is not None and ph * pw > max_pixels:  # checked before a model is even loaded
         raise container.FormatError(
             f"image too large ({header.width}x{header.height}, padded to {pw}x{ph} = {pw * ph:,} "
             f"pixels, over the limit of {max_pixels:,}; raise max_pixels for such images)")
+    m = _decoder(header.model_id, model)
     by_kind = {s.kind: s.data for s in sections}
     metadata = metadata_of(header, sections)
     alpha = None

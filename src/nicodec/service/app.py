@@ -154,7 +154,7 @@ async def _bad_parameter(_: Request, err: RequestValidationError) -> JSONRespons
 
 @app.exception_handler(MemoryError)
 async def _out_of_memory(_: Request, err: MemoryError) -> JSONResponse:
-    return _error(503, err or "out of memory")
+    return _error(503, str(err) or "out of memory")
 
 
 @app.exception_handler(Exception)
