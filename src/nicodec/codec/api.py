@@ -93,14 +93,14 @@ def decompress(data: bytes, model: str | InferenceModel | None = None,
         raise container.FormatError(
             f"image too large ({header.width}x{header.height}, padded to {pw}x{ph} = {pw * ph:,} "
             f"pixels, over the limit of {max_pixels:,}; raise max_pixels for such images)")
-    m = _decoder(header.model_id, model)
     by_kind = {s.kind: s.data for s in sections}
     metadata = metadata_of(header, sections)
     alpha = None
-    if header.mode in ("RGBA", "LA"):  # checked before the expensive part
+    if header.mode in ("RGBA", "LA"):  # checked before a model is loaded
         if Kind.ALPHA not in by_kind:
             raise container.FormatError("corrupt file (missing alpha section)")
         alpha = imaging.decode_alpha(by_kind[Kind.ALPHA], header.height, header.width)
+    m = _decoder(header.model_id, model)
     try:
         rgb = latent.decode(m, by_kind, header.height, header.width, header.quality)
     except container.FormatError:  # e.g. a missing section: already says what is wrong
