@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -12,6 +13,7 @@ from PIL import Image
 
 from nicodec import compress, decompress
 from nicodec.bitstream.container import MAGIC, VERSION, FormatError, Header, Kind, Section, pack, unpack
+from nicodec.bitstream.varint import read_varints
 
 V1_FILE = Path(__file__).parent / "data" / "v1_hyperprior_48x32.nic"  # written by the version-1 writer
 
@@ -23,9 +25,27 @@ def nic(crop) -> bytes:
 
 def test_pack_unpack_roundtrip():
     header = Header("m-0123", 42, 17, 5, "LA", 16)
-    sections = [Section(Kind.Z, b"abc"), Section(Kind.Y, b""), Section(Kind.ALPHA, b"x", tile=3)]
+    sections = [Section(Kind.Z, b"abc"), Section(Kind.Y, b""), Section(Kind.ALPHA, b"x")]
     h, s = unpack(pack(header, sections))
     assert h == header and s == sections
+
+
+@pytest.mark.parametrize("header,sections,message", [
+    (Header("m-1", 50, 64, 64, "RGB"), [Section(Kind.Z, b"a"), Section(Kind.Z, b"b")], "duplicate z section"),
+    (Header("m-1", 50, 64, 64, "RGB"), [Section(Kind.Y, b"a", tile=3)], "y section of tile 3"),
+    (Header("m-1", 50, 64, 64, "RGB", tile_width=64, tile_height=64), [], "unsupported tiling"),
+    (Header("m-1\x1b[2J\n", 50, 64, 64, "RGB"), [], "model id 'm-1\\x1b[2J\\n' is not printable"),
+    (Header("m-\u202e1", 50, 64, 64, "RGB"), [], "not printable"),
+])
+def test_sections_and_fields_no_writer_produces_are_rejected(header, sections, message):
+    with pytest.raises(FormatError, match=re.escape(message)):
+        unpack(pack(header, sections))
+
+
+def test_an_escape_value_over_64_bits_is_a_corrupt_stream():
+    with pytest.raises(ValueError, match="corrupt escape stream"):
+        read_varints(b"\xff" * 9 + b"\x7f", 1)  # 70 bits
+    assert read_varints(b"\xff" * 9 + b"\x01", 1)[0] == -(1 << 63)  # 64 bits: the extreme int64
 
 
 def test_framing_is_small_and_empty_escape_sections_are_left_out(nic):
@@ -91,7 +111,7 @@ def test_every_truncation_is_rejected(nic):
 def test_unknown_model(nic):
     header, sections = unpack(nic)
     header.model_id = "hyperprior-0000000000000000"
-    with pytest.raises(ValueError, match="unknown model"):
+    with pytest.raises(FormatError, match="unknown model"):
         decompress(pack(header, sections))
 
 

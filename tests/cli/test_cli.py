@@ -25,19 +25,6 @@ def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
                           capture_output=True, timeout=120)
 
 
-@pytest.fixture(scope="module")
-def small_png(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("cli") / "small.png"
-    with Image.open(SAMPLE) as im:
-        im.crop((100, 50, 229, 150)).save(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def small_nic(small_png) -> bytes:
-    return compress(Image.open(small_png), quality=50)
-
-
 def test_encode_decode_info_json(small_png, tmp_path):
     nic, png = tmp_path / "a.nic", tmp_path / "a.png"
     enc = run("encode", str(small_png), "-o", str(nic), "-q", "60", "--json")

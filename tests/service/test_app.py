@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -12,14 +13,17 @@ from PIL import Image
 
 from nicodec import compress, decompress
 from nicodec import info as nicodec_info
+from nicodec.bitstream.container import pack, unpack
 from nicodec.eval.metrics import psnr_rgb
+from nicodec.service import app as service
 from nicodec.service.app import app
 from tests.conftest import EXIF_MAKE
 
 
 @pytest.fixture(scope="module")
-def client() -> TestClient:
-    return TestClient(app)
+def client() -> Iterator[TestClient]:
+    with TestClient(app) as client:  # runs the lifespan: the worker pool
+        yield client
 
 
 @pytest.fixture(scope="module")
@@ -109,3 +113,43 @@ def test_compare_matches_the_api(client, png, crop):
         shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(p["png"]))))
         assert p["bytes"] <= len(nic) and p["psnr"] == pytest.approx(psnr_rgb(np.asarray(crop), shown))
     assert client.post("/compare?size=10", content=png).status_code == 400
+
+
+@pytest.mark.parametrize("method,path,status,message", [
+    ("post", "/compress?quality=0", 422, "quality: Input should be greater than or equal to 1"),
+    ("post", "/decompress?format=gif", 422, "format: String should match pattern"),
+    ("get", "/nowhere", 404, "Not Found"),
+    ("get", "/compress", 405, "Method Not Allowed"),
+])
+def test_every_error_has_the_documented_body(client, method, path, status, message):
+    r = getattr(client, method)(path, **({"content": b"x"} if method == "post" else {}))
+    assert r.status_code == status and r.json() == {"error": r.json()["error"]}
+    assert message in r.json()["error"]
+
+
+def test_a_hostile_file_s_error_is_printable(client, png):
+    nic = client.post("/compress?quality=50", content=png).content
+    header, sections = unpack(nic)
+    header.model_id = "checkerboard-\x1b[2J\nFAKE"
+    r = client.post("/info", content=pack(header, sections))
+    assert r.status_code == 400 and "\\x1b[2J\\nFAKE" in r.json()["error"]
+
+
+def test_uploads_over_the_limit_are_refused_by_length_or_while_streaming(client, monkeypatch):
+    monkeypatch.setattr(service, "MAX_BODY", 1000)
+    by_length = client.post("/compress", content=b"x" * 5000)
+    streamed = client.post("/compress", content=iter([b"x" * 600] * 10))  # chunked: no length
+    for r in (by_length, streamed):
+        assert r.status_code == 413 and "over" in r.json()["error"]
+
+
+def test_the_pixel_limit_and_the_time_limit(client, png, monkeypatch):
+    nic = client.post("/compress?quality=50", content=png).content
+    monkeypatch.setattr(service.settings, "max_pixels", 192 * 128 - 1)
+    for path, body in (("/compress", png), ("/decompress", nic)):
+        r = client.post(path, content=body)
+        assert r.status_code == 400 and "too large" in r.json()["error"]
+    monkeypatch.setattr(service.settings, "max_pixels", 192 * 128)
+    monkeypatch.setattr(service.settings, "timeout", 1e-4)
+    r = client.post("/compress", content=png)
+    assert r.status_code == 504 and "time limit" in r.json()["error"]

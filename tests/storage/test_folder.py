@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -69,3 +74,56 @@ def test_folder_round_trip_resumes_and_reports_bad_files(photos, tmp_path):
 def test_folder_needs_an_output_folder(photos):
     res = run("encode", str(photos))
     assert res.returncode == 1 and b"-o OUTPUT_FOLDER" in res.stderr
+
+
+def test_a_rerun_with_other_settings_redoes_the_files(photos, tmp_path):
+    archive = tmp_path / "archive"
+    for flags, redone in ((("-q", "50"), 4), (("-q", "50"), 0), (("-q", "60"), 4),
+                          (("-q", "60", "--strip"), 4), (("-q", "60", "--strip"), 0), (("--size", "900"), 4)):
+        res = run("encode", str(photos), "-o", str(archive), *flags, "--json")
+        totals = json.loads(res.stdout)["totals"]
+        assert (totals["files"], totals["up_to_date"]) == (redone, 4 - redone), flags
+    assert all(p.stat().st_size <= 900 for p in archive.rglob("*.nic"))
+
+
+def test_jobs_are_capped_by_cores_and_memory():
+    cores = len(os.sched_getaffinity(0))
+    assert folder.worker_count(64, 1000) <= cores
+    assert folder.worker_count(64, 3) <= 3 and folder.worker_count(1, 1000) == 1
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            if f"PPid:\t{pid}\n" in status.read_text():
+                found.add(int(status.parent.name))
+        except OSError:  # the process ended meanwhile
+            continue
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+
+
+def test_workers_die_with_the_parent(photos, tmp_path):
+    """kill -9 of a folder run leaves no worker behind."""
+    if folder.worker_count(2, 5) < 2:
+        pytest.skip("one core: folder mode runs without worker processes")
+    parent = subprocess.Popen([sys.executable, "-m", "nicodec", "encode", str(photos), "-o",
+                               str(tmp_path / "archive"), "-e", "3", "--jobs", "2"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(workers := _children(parent.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(workers) >= 2, "the run started no workers"
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 30
+    while any(map(_alive, workers)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in workers if _alive(pid)]

@@ -29,7 +29,9 @@ rejected every unknown kind.)
 
 Every coded section names its tile, so a later version can split huge images into independently
 decodable tiles (bounded memory, parallel decoding) with the same container; current writers
-emit a single tile 0.
+emit a single tile 0, so this reader rejects a tile size, a tile other than 0 and a section
+kind that appears twice: no writer of versions 1 and 2 produces them, only a damaged or crafted
+file does. The model id must be printable text (it is shown by `info` and in errors).
 """
 
 from __future__ import annotations
@@ -45,10 +47,17 @@ MAGIC = b"\x89NIC\r\n\x1a\n"
 VERSION = 2
 READABLE = (1, 2)  # format versions this reader parses
 ANCILLARY = 128  # section kinds from here up may be skipped by readers that do not know them
+MAX_MODEL_ID = 255  # bytes (version 1's u8 length; ids are a name and 17 characters)
 
 
 class FormatError(ValueError):
     """A file that is not a valid .nic file; the message names the problem."""
+
+
+def printable(text: str) -> str:
+    """`text` with control and other non-printable characters escaped (\\n, \\x1b, \\u202e): text
+    from a file or a library error must not reach a terminal or a log as control bytes or lines."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 class Kind(IntEnum):
@@ -176,16 +185,30 @@ def unpack(data: bytes) -> tuple[Header, list[Section]]:
         raise FormatError(f"corrupt file ({len(data) - cur.pos} unexpected trailing bytes)")
     if struct.unpack("<I", crc_raw)[0] != zlib.crc32(data[: cur.pos - 4]):
         raise FormatError("checksum mismatch: the file is corrupt")
-    if mode >= len(MODES) or not (w and h) or q > 255 or depth > 255:
+    if mode >= len(MODES) or not (w and h) or not 1 <= q <= 100 or depth > 255:
         raise FormatError("corrupt header")
+    if len(mid) > MAX_MODEL_ID:
+        raise FormatError(f"corrupt header (model id of {len(mid)} bytes, over {MAX_MODEL_ID})")
+    if tw or th:
+        raise FormatError(f"unsupported tiling ({tw}x{th} tiles; this nicodec reads one-tile files)")
     known = {k.value for k in Kind}
     unknown = sorted({k for k, _, _ in sections if k not in known and k < ANCILLARY})
     if unknown:
         raise FormatError(f"unknown section kind {unknown[0]} (written by a newer nicodec?)")
     parsed = [Section(Kind(k), p, t) for k, t, p in sections if k in known]
+    seen = set()
+    for s in parsed:
+        if s.tile:
+            raise FormatError(f"corrupt file ({s.kind.name.lower()} section of tile {s.tile}, "
+                              "this nicodec writes tile 0 only)")
+        if s.kind in seen:
+            raise FormatError(f"corrupt file (duplicate {s.kind.name.lower()} section)")
+        seen.add(s.kind)
     try:
         model_id = mid.decode()
     except UnicodeDecodeError:
-        raise FormatError("corrupt header (model id)") from None
+        raise FormatError("corrupt header (model id is not UTF-8)") from None
+    if not model_id.isprintable():
+        raise FormatError(f"corrupt header (model id '{printable(model_id)}' is not printable text)")
     header = Header(model_id, q, w, h, MODES[mode], depth, tw, th, version)
     return header, parsed

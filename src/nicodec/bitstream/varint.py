@@ -28,6 +28,8 @@ def read_uvarint(data: bytes, pos: int) -> tuple[int, int]:
         u |= (byte & 0x7F) << shift
         shift += 7
         if byte < 0x80:
+            if u >> 64:
+                raise ValueError("over-long varint (more than 64 bits)")
             return u, pos
 
 
@@ -37,7 +39,8 @@ def write_varints(values: np.ndarray) -> bytes:
 
 
 def read_varints(data: bytes, count: int) -> np.ndarray:
-    """Exactly `count` values; a short or over-long stream is a corrupt file."""
+    """Exactly `count` values; a short or over-long stream is a corrupt file (values fit int64:
+    `read_uvarint` stops at 64 bits)."""
     values, pos = [], 0
     try:
         for _ in range(count):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
+import os
 import sys
 import time
 import warnings
@@ -13,7 +15,7 @@ from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 
-from nicodec.cli.io import read_input, write_output
+from nicodec.cli.io import check_output, read_input, write_output
 from nicodec.storage import folder
 from nicodec.storage.folder import IMAGE_SUFFIXES, Job
 
@@ -50,6 +52,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    "no extension; default: input name with .png), or folder")
     p.add_argument("--model", help="model file, for .nic files written by a non-shipped model")
     p.add_argument("--reference", help="original image: also print PSNR and MS-SSIM against it")
+    p.add_argument("--max-pixels", type=_positive(int), metavar="N",
+                   help="refuse images over N pixels once padded to a multiple of 64 (default: "
+                   "nicodec.codec.api.MAX_PIXELS, Pillow's limit)")
     p.add_argument("--json", action="store_true", help="print machine-readable stats")
     p.add_argument("--format", default="png", choices=("png", "tiff", "bmp", "ppm", "webp"),
                    help="image format written in folder mode (default png)")
@@ -63,12 +68,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _folder_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
-                   help="folder mode: worker processes (one thread each; default 1)")
-    p.add_argument("--shard", default="0/1", metavar="k/N",
+    p.add_argument("-j", "--jobs", type=_positive(int), default=1, metavar="N",
+                   help="folder mode: worker processes (one thread each; default 1; at most one per "
+                   "core and what memory allows)")
+    p.add_argument("--shard", type=_shard, default=(0, 1), metavar="k/N",
                    help="folder mode: only the k-th of N shards (split a folder across machines)")
-    p.add_argument("--force", action="store_true",
-                   help="folder mode: redo files whose output is already newer than the input")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="overwrite an existing output file (folder mode: also redo files that are "
+                   "up to date); an output that is the input is never overwritten")
     p.add_argument("--dask", metavar="ADDRESS",
                    help="folder mode: run on the Dask scheduler at ADDRESS (e.g. tcp://host:8786; "
                    "'local': a local cluster of --jobs processes); needs the dask extra")
@@ -80,10 +87,17 @@ def _positive(kind: type) -> Callable[[str], float]:
             value = kind(text)
         except ValueError:
             value = 0
-        if value <= 0:
+        if not (math.isfinite(value) and value > 0):
             raise argparse.ArgumentTypeError(f"must be a positive {kind.__name__}, not '{text}'")
         return value
     return parse
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        return folder.parse_shard(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _quality(text: str) -> int:
@@ -96,10 +110,20 @@ def _quality(text: str) -> int:
     return q
 
 
-def _default_output(inp: str, suffix: str) -> str:
-    if inp == "-":
+def _output(args: argparse.Namespace, suffix: str) -> str:
+    """The single-file output: -o (checked against the input and --force), or the input's name
+    with `suffix`, which never replaces an existing file (`nicodec decode photo.nic` must not
+    overwrite the original photo.png with its lossy decode)."""
+    if args.output:
+        check_output(args.output, args.input, args.force)
+        return args.output
+    if args.input == "-":
         raise ValueError("-o is required when reading from stdin")
-    return str(Path(inp).with_suffix(suffix))
+    out = str(Path(args.input).with_suffix(suffix))
+    if os.path.lexists(out):
+        raise ValueError(f"{out} exists and a default output name never replaces a file: give -o "
+                         "(with -f/--force to overwrite)")
+    return out
 
 
 SLOW_SECONDS = 10.0  # an encode expected to take longer is announced before it starts
@@ -170,7 +194,7 @@ def encode(args: argparse.Namespace) -> int:
         work = partial(_encode_job, quality=args.quality, model=args.model, size=args.size, bpp=args.bpp,
                        strip=args.strip, effort=args.effort, psnr=args.psnr)
         return _folder(args, IMAGE_SUFFIXES, ".nic", work)
-    out = args.output or _default_output(args.input, ".nic")
+    out = _output(args, ".nic")
     from nicodec import progress
 
     with progress.shown(_progress(args)):
@@ -181,15 +205,16 @@ def encode(args: argparse.Namespace) -> int:
     return 0
 
 
-def decode_file(source: str, output: str, model: str | None, reference: str | None = None) -> dict:
+def decode_file(source: str, output: str, model: str | None, reference: str | None = None,
+                max_pixels: int | None = None) -> dict:
     """Decompress one .nic file (or stdin) to one image file (or stdout), with the metadata the
-    format can hold; its stats."""
+    format can hold; its stats. `max_pixels` replaces the API's default pixel limit."""
     from nicodec.codec.api import decompress
     from nicodec.codec.image import save_options
 
     data = read_input(source)
     start = time.perf_counter()
-    img = decompress(data, model=model)
+    img = decompress(data, model=model, **({} if max_pixels is None else {"max_pixels": max_pixels}))
     elapsed = time.perf_counter() - start
     fmt = "PNG" if output == "-" or not Path(output).suffix else _format_of(output)
 
@@ -212,10 +237,10 @@ def decode(args: argparse.Namespace) -> int:
     if Path(args.input).is_dir():
         if args.reference:
             raise ValueError("--reference takes one image, not a folder")
-        work = partial(_decode_job, model=args.model)
+        work = partial(_decode_job, model=args.model, max_pixels=args.max_pixels)
         return _folder(args, {".nic"}, "." + args.format, work)
-    out = args.output or _default_output(args.input, ".png")
-    _report(decode_file(args.input, out, args.model, args.reference), args.json, out != "-")
+    out = _output(args, ".png")
+    _report(decode_file(args.input, out, args.model, args.reference, args.max_pixels), args.json, out != "-")
     return 0
 
 
@@ -224,12 +249,12 @@ def _encode_job(job: Job, quality: int, model: str | None, size: int | None, bpp
     return encode_file(str(job.source), str(job.target), quality, model, size, bpp, strip, effort, psnr)
 
 
-def _decode_job(job: Job, model: str | None) -> dict:
-    return decode_file(str(job.source), str(job.target), model)
+def _decode_job(job: Job, model: str | None, max_pixels: int | None) -> dict:
+    return decode_file(str(job.source), str(job.target), model, max_pixels=max_pixels)
 
 
 def _folder(args: argparse.Namespace, suffixes: Iterable[str], new_suffix: str,
-            work: Callable[[Job], dict]) -> int:
+            work: partial[dict]) -> int:
     """Folder mode of encode/decode: mirror the tree, then one summary line (or JSON)."""
     from tqdm import tqdm
 
@@ -237,12 +262,13 @@ def _folder(args: argparse.Namespace, suffixes: Iterable[str], new_suffix: str,
 
     if not args.output or args.output == "-":
         raise ValueError("-o OUTPUT_FOLDER is required when the input is a folder")
+    ledger = folder.Ledger(Path(args.output), {**work.keywords, "suffix": new_suffix})  # the settings
     jobs, skipped = folder.plan(Path(args.input), Path(args.output), suffixes, new_suffix,
-                                folder.parse_shard(args.shard), args.force)
+                                args.shard, args.force, ledger)
     cluster = dask_executor(args.dask, args.jobs) if args.dask and jobs else nullcontext()
     with cluster as executor, tqdm(total=len(jobs), unit="file", disable=args.json or not jobs,
                                    leave=False) as bar:
-        summary = folder.run(jobs, work, args.jobs, bar.update, executor)
+        summary = folder.run(jobs, work, args.jobs, bar.update, ledger.record, executor)
     for stats in summary.done:
         _warn(stats)
     for source, error in sorted(summary.failed.items()):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -16,7 +17,9 @@ if TYPE_CHECKING:  # torch-backed: imported where used (the import rule in nicod
     from nicodec.models.pretrained import InferenceModel
 
 DEFAULT_QUALITY = 75
-MAX_PIXELS = 1 << 28  # decoder refuses larger claims (a crafted header must not exhaust memory)
+MAX_PIXELS = 89_478_485  # Pillow's MAX_IMAGE_PIXELS (a 24-bit 256 MiB image): larger padded sizes
+# are refused unless the caller raises the limit (a crafted header must not exhaust memory)
+# to a multiple of this (64), what the largest model's decoder allocates
 METADATA_KINDS = dict(zip((Kind.ICC, Kind.EXIF, Kind.XMP), imaging.METADATA_KEYS, strict=True))
 
 
@@ -106,35 +109,71 @@ def _bisect(encode_at: Callable[[int], bytes], accept: Callable[[bytes], bool],
     return best, data
 
 
-def decompress(data: bytes, model: str | InferenceModel | None = None) -> Image.Image:
+def decompress(data: bytes, model: str | InferenceModel | None = None,
+               max_pixels: int | None = MAX_PIXELS) -> Image.Image:
     """Decode .nic bytes to a PIL image of the original size and mode (L, LA, RGB or RGBA), with
-    the stored metadata in its `info` ("icc_profile", "exif", "xmp")."""
+    the stored metadata in its `info` ("icc_profile", "exif", "xmp").
+
+    A damaged or hostile file raises FormatError with a one-line message, whatever part of it is
+    wrong. An image whose padded size (what the decoder allocates) is over `max_pixels` is
+    refused before anything is decoded; None lifts the limit.
+    """
     from nicodec.codec import latent
-    from nicodec.models.pretrained import find_model
+    from nicodec.models.registry import MODELS
 
     header, sections = container.unpack(data)
-    if header.width * header.height > MAX_PIXELS:
-        raise container.FormatError(f"image too large ({header.width}x{header.height} exceeds "
-                                    f"the {MAX_PIXELS >> 20}-megapixel limit)")
-    m = _model(model) if model is not None else find_model(header.model_id)
-    if m.model_id != header.model_id:
-        raise ValueError(f"file was written by model {header.model_id}, not {m.model_id}")
-    by_kind = {s.kind: s.data for s in sections if s.tile == 0}
+    pad = max(cls.downsampling for cls in MODELS.values())  # the limit counts the padded size
+    ph, pw = -(-header.height // pad) * pad, -(-header.width // pad) * pad
+    if max_pixels is not None and ph * pw > max_pixels:  # checked before a model is even loaded
+        raise container.FormatError(
+            f"image too large ({header.width}x{header.height}, padded to {pw}x{ph} = {pw * ph:,} "
+            f"pixels, over the limit of {max_pixels:,}; raise max_pixels for such images)")
+    by_kind = {s.kind: s.data for s in sections}
     metadata = metadata_of(header, sections)
+    alpha = None
+    if header.mode in ("RGBA", "LA"):  # checked before a model is loaded
+        if Kind.ALPHA not in by_kind:
+            raise container.FormatError("corrupt file (missing alpha section)")
+        alpha = imaging.decode_alpha(by_kind[Kind.ALPHA], header.height, header.width)
+    m = _decoder(header.model_id, model)
     try:
         rgb = latent.decode(m, by_kind, header.height, header.width, header.quality)
     except container.FormatError:  # e.g. a missing section: already says what is wrong
         raise
-    except (ValueError, RuntimeError, IndexError) as err:
-        raise container.FormatError(f"corrupt payload ({err})") from None
-    alpha = None
-    if header.mode in ("RGBA", "LA"):
-        if Kind.ALPHA not in by_kind:
-            raise container.FormatError("corrupt file (missing alpha section)")
-        alpha = imaging.decode_alpha(by_kind[Kind.ALPHA], header.height, header.width)
+    except Exception as err:  # noqa: BLE001 - whatever a crafted payload makes the decoder raise
+        if isinstance(err, MemoryError) or "can't allocate memory" in str(err):  # torch's allocator
+            raise MemoryError(f"out of memory decoding a {header.width}x{header.height} image") from None
+        raise container.FormatError(f"corrupt payload ({_one_line(err)})") from None
     image = imaging.assemble(rgb, alpha, header.mode)
     image.info.update(metadata)
     return image
+
+
+def _decoder(model_id: str, model: str | InferenceModel | None) -> InferenceModel:
+    """The model that decodes a file naming `model_id`: the shipped one, or `model` if it is that
+    one; a model file's id (name and hash) is checked before a network is built from it."""
+    from nicodec.models import validate
+    from nicodec.models.pretrained import file_metadata, find_model, manifest
+
+    if model is None:
+        try:
+            return find_model(model_id)
+        except ValueError as err:  # the file names weights this nicodec does not have
+            raise container.FormatError(str(err)) from None
+    if isinstance(model, str) and model not in manifest()["models"] and Path(model).is_file():
+        path = Path(model)
+        given = validate.model_id(file_metadata(path).get("model", ""), path.read_bytes())
+    else:
+        model = _model(model)
+        given = model.model_id
+    if given != model_id:
+        raise container.FormatError(f"file was written by model {model_id}, not {given}")
+    return _model(model)
+
+
+def _one_line(err: Exception) -> str:
+    """An exception's message as one printable line (library messages may span several)."""
+    return container.printable(" ".join(str(err).split()) or type(err).__name__)
 
 
 def metadata_of(header: Header, sections: list[Section]) -> dict[str, bytes]:
@@ -156,7 +195,7 @@ def info(data: bytes) -> dict[str, Any]:
         "format_version": header.version, "model_id": header.model_id,
         "quality": header.quality, "width": header.width, "height": header.height,
         "mode": header.mode, "bit_depth": header.bit_depth,
-        "tiles": 1 if not header.tile_width else None, "file_bytes": len(data),
+        "tiles": 1, "file_bytes": len(data),
         "bpp": 8 * len(data) / (header.width * header.height),
         "sections": [{"kind": s.kind.name.lower(), "tile": s.tile, "bytes": len(s.data)}
                      for s in sections],

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
+from nicodec.bitstream.container import FormatError
+
 if TYPE_CHECKING:
     import torch
 
@@ -57,7 +59,7 @@ def open_image(source: str | Path | bytes) -> Image.Image:
         raise
     except UnidentifiedImageError:
         raise ValueError("cannot read image: not a supported image format") from None
-    except (OSError, ValueError, SyntaxError) as err:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
         raise ValueError(f"cannot read image: {err}") from None
     return im
 
@@ -199,13 +201,23 @@ def encode_alpha(alpha: np.ndarray) -> bytes:
 
 
 def decode_alpha(data: bytes, height: int, width: int) -> np.ndarray:
+    """The alpha plane, which `encode_alpha` wrote as an 8-bit grayscale PNG: any other format, mode
+    or size is a crafted section, refused before its pixels are decompressed (a PNG claiming a
+    huge size is a decompression bomb)."""
     try:
-        a = np.asarray(Image.open(io.BytesIO(data)).convert("L"))
-    except (OSError, ValueError, UnidentifiedImageError):
-        raise ValueError("corrupt alpha section") from None
-    if a.shape != (height, width):
-        raise ValueError("corrupt alpha section (wrong size)")
-    return a
+        im = Image.open(io.BytesIO(data), formats=("PNG",))
+    except Image.DecompressionBombError:
+        raise FormatError(f"corrupt alpha section (a PNG far larger than {width}x{height})") from None
+    except (OSError, ValueError, SyntaxError):
+        raise FormatError("corrupt alpha section (not a PNG)") from None
+    if im.size != (width, height) or im.mode != "L":
+        raise FormatError(f"corrupt alpha section ({im.mode} {im.width}x{im.height} PNG, "
+                          f"not L {width}x{height})")
+    try:
+        im.load()
+    except (OSError, ValueError, SyntaxError, EOFError):
+        raise FormatError("corrupt alpha section (damaged PNG)") from None
+    return np.asarray(im)
 
 
 def assemble(rgb: np.ndarray, alpha: np.ndarray | None, mode: str) -> Image.Image:

@@ -27,6 +27,7 @@ from nicodec.entropy.tables import (
     gaussian_tables,
     scale_thresholds,
 )
+from nicodec.models import validate
 from nicodec.models.base import VariableRateModel
 from nicodec.models.integer import ACT_BITS, IntegerSynthesis
 from nicodec.models.registry import build_model
@@ -109,15 +110,14 @@ def from_bytes(data: bytes) -> InferenceModel:
     """Build an InferenceModel from the bytes of a model file."""
     tensors = load(data)
     meta = _metadata(data)
-    net = build_model(meta["model"], **json.loads(meta["config"]))
+    net = build_model(meta["model"], **validate.checked_config(meta))
     net.load_state_dict(state_dict_from(net, tensors))
     net.eval()
-    sha = hashlib.sha256(data).hexdigest()
 
     def tables(prefix: str) -> TableSet:
         return TableSet(tensors[f"{prefix}.counts"].numpy(), tensors[f"{prefix}.lengths"].numpy())
 
-    model = InferenceModel(name=meta["model"], model_id=f"{meta['model']}-{sha[:16]}", net=net,
+    model = InferenceModel(name=meta["model"], model_id=validate.model_id(meta["model"], data), net=net,
                            y_tables=tables("codec.y"))
     model.integer = {name: IntegerSynthesis(getattr(net, name), _integer_tensors(tensors, name))
                      for name in net.integer_nets}

@@ -1,48 +1,168 @@
 """FastAPI app: compress, decompress and inspect over HTTP, plus a one-page web demo.
 
 Endpoints take the raw bytes as the request body (no multipart), so `curl --data-binary @x.png`
-works and nothing is buffered twice. Errors are HTTP 400/413 with a one-line JSON message.
+works and nothing is buffered twice. Every error is a 4xx/5xx with a one-line JSON body
+`{"error": "..."}`: 400 bad input, 413 too large (by Content-Length before reading, else once the
+capped stream passes MAX_BODY; or over the pixel limit), 422 bad parameters, 503 out of memory,
+504 over the time limit, 500 anything else (no traceback reaches the client).
+
+Codec work runs off the event loop in a pool of worker processes (one torch thread each, so
+decoded pixels never depend on how many run), so `GET /` and small requests stay fast while a
+large one runs; `configure` sets the pool size, the pixel limit and the per-request time limit.
+A request over the time limit gets its 504 at once; its worker finishes the job (bounded by the
+pixel limit) before taking the next.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
+import multiprocessing
 import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from PIL import Image
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from nicodec.bitstream.container import printable
 from nicodec.codec.api import DEFAULT_QUALITY, compress, decompress, info
 from nicodec.codec.image import open_image, save_options, to_planes
+from nicodec.models.pretrained import load_model
+from nicodec.storage.folder import init_worker
 
 MAX_BODY = 64 << 20  # bytes accepted per request
 PAGE = Path(__file__).with_name("page.html")
 NIC_TYPE = "application/x-nicodec"
 
-app = FastAPI(title="nicodec", summary="Learned image compression over HTTP")
+
+@dataclass
+class Settings:
+    workers: int = 2  # codec worker processes
+    max_pixels: int = 24_000_000  # per request (a decode of 24 MP peaks near 9 GB: README "Speed")
+    timeout: float = 600.0  # seconds per request
+
+
+settings = Settings()
+_pool: ProcessPoolExecutor | None = None
+
+
+def configure(**changes: Any) -> None:
+    """Change `settings` (workers, max_pixels, timeout) before the service starts."""
+    for key, value in changes.items():
+        if value is not None:
+            setattr(settings, key, value)
+
+
+def _shutdown_pool() -> None:
+    global _pool
+    if _pool is not None:
+        for process in list(_pool._processes.values()):  # a running job must not delay shutdown
+            process.kill()
+        _pool.shutdown(wait=False, cancel_futures=True)
+        _pool = None
+
+
+def _start_pool() -> None:
+    """The worker pool, started from the event loop's thread: workers die with that thread
+    (`init_worker`), so it must live as long as the service."""
+    global _pool
+    _pool = ProcessPoolExecutor(settings.workers, mp_context=multiprocessing.get_context("spawn"),
+                                initializer=_init_worker)  # spawned: the server's threads not copied
+    for _ in range(settings.workers):  # start every worker now, not on the first requests
+        _pool.submit(int)
+
+
+def _init_worker() -> None:
+    """A worker loads the default model once, when it starts, not during someone's request."""
+    init_worker()
+    load_model()
+
+
+@asynccontextmanager
+async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
+    _start_pool()
+    try:
+        yield
+    finally:
+        _shutdown_pool()
+
+
+app = FastAPI(title="nicodec", summary="Learned image compression over HTTP", lifespan=_lifespan)
+
+
+async def _in_worker(fn: Callable[..., Any], *args: Any) -> Any:
+    """fn(*args) in the worker pool, within the time limit."""
+    if _pool is None:
+        raise HTTPException(503, "the service is not started (its lifespan starts the workers)")
+    future = asyncio.wrap_future(_pool.submit(fn, *args))
+    try:
+        return await asyncio.wait_for(future, settings.timeout)
+    except TimeoutError:
+        raise HTTPException(504, f"took over the {settings.timeout:g} s time limit") from None
+    except BrokenProcessPool:  # a worker died (killed for memory, say): start a fresh pool
+        _shutdown_pool()
+        _start_pool()
+        raise HTTPException(503, "a codec worker died; try again") from None
 
 
 async def _body(request: Request) -> bytes:
-    data = await request.body()
-    if not data:
+    """The request body, refused by Content-Length or once it passes MAX_BODY while streaming,
+    so a refused upload is never held in memory."""
+    too_large = HTTPException(413, f"request body over {MAX_BODY >> 20} MiB")
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise too_large
+        chunks.append(chunk)
+    if not size:
         raise HTTPException(400, "empty request body")
-    if len(data) > MAX_BODY:
-        raise HTTPException(413, f"request body over {MAX_BODY >> 20} MiB")
-    return data
+    return b"".join(chunks)
+
+
+def _error(status: int, message: object) -> JSONResponse:
+    return JSONResponse({"error": printable(" ".join(str(message).split()))}, status_code=status)
 
 
 @app.exception_handler(ValueError)
 async def _bad_input(_: Request, err: ValueError) -> JSONResponse:
-    return JSONResponse({"error": str(err)}, status_code=400)
+    return _error(400, err)
 
 
-@app.exception_handler(HTTPException)
-async def _http_error(_: Request, err: HTTPException) -> JSONResponse:
-    return JSONResponse({"error": err.detail}, status_code=err.status_code)
+@app.exception_handler(StarletteHTTPException)
+async def _http_error(_: Request, err: StarletteHTTPException) -> JSONResponse:
+    return _error(err.status_code, err.detail)
+
+
+@app.exception_handler(RequestValidationError)
+async def _bad_parameter(_: Request, err: RequestValidationError) -> JSONResponse:
+    first = err.errors()[0] if err.errors() else {}
+    where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "request"
+    return _error(422, f"{where}: {first.get('msg', 'invalid')}")
+
+
+@app.exception_handler(MemoryError)
+async def _out_of_memory(_: Request, err: MemoryError) -> JSONResponse:
+    return _error(503, str(err) or "out of memory")
+
+
+@app.exception_handler(Exception)
+async def _internal(_: Request, err: Exception) -> JSONResponse:
+    return _error(500, f"internal error ({type(err).__name__})")
 
 
 @app.get("/", response_class=HTMLResponse)
@@ -59,15 +179,24 @@ async def compress_endpoint(request: Request, quality: int = Query(DEFAULT_QUALI
     with the lowest quality (the smallest file) whose PSNR reaches that many dB;
     `strip` drops the ICC profile, EXIF and XMP (e.g. a phone photo's GPS position)."""
     raw = await _body(request)
-    image = open_image(raw)
     start = time.perf_counter()
-    data = compress(image, quality, max_bytes=size, metadata=not strip, min_psnr=psnr)
-    w, h = image.size
+    data, (w, h) = await _in_worker(_compress, raw, quality, size, strip, psnr, settings.max_pixels)
     headers = {"X-Nicodec-Width": str(w), "X-Nicodec-Height": str(h),
                "X-Nicodec-Quality": str(info(data)["quality"]),
                "X-Nicodec-Bpp": f"{8 * len(data) / (w * h):.4f}",
                "X-Nicodec-Encode-Seconds": f"{time.perf_counter() - start:.3f}"}
     return Response(data, media_type=NIC_TYPE, headers=headers)
+
+
+def _compress(raw: bytes, quality: int, size: int | None, strip: bool,
+              psnr: float | None, max_pixels: int) -> tuple[bytes, tuple[int, int]]:
+    """In a worker: the .nic bytes of an image file, and its size."""
+    image = open_image(raw)
+    w, h = image.size
+    if w * h > max_pixels:
+        raise ValueError(f"image too large ({w}x{h} = {w * h:,} pixels, over this service's "
+                         f"limit of {max_pixels:,})")
+    return compress(image, quality, max_bytes=size, metadata=not strip, min_psnr=psnr), (w, h)
 
 
 @app.post("/compare")
@@ -98,16 +227,23 @@ async def compare_endpoint(request: Request, quality: int = Query(DEFAULT_QUALIT
 async def decompress_endpoint(request: Request, format: str = Query("png", pattern="^(png|webp|jpeg)$")
                               ) -> Response:
     """.nic bytes in, a PNG (or lossless WebP / high-quality JPEG) out, with the stored metadata."""
-    image = decompress(await _body(request))
+    raw = await _body(request)
+    return Response(await _in_worker(_decompress, raw, format, settings.max_pixels),
+                    media_type=f"image/{format}")
+
+
+def _decompress(data: bytes, format: str, max_pixels: int) -> bytes:
+    """In a worker: the image file of .nic bytes."""
+    image = decompress(data, max_pixels=max_pixels)
     buf = io.BytesIO()
     options = {"png": {}, "webp": {"lossless": True}, "jpeg": {"quality": 95}}[format]
     if format == "jpeg" and image.mode not in ("RGB", "L"):
         image = image.convert("RGB")
     image.save(buf, format=format.upper(), **options, **save_options(image, format))
-    return Response(buf.getvalue(), media_type=f"image/{format}")
+    return buf.getvalue()
 
 
 @app.post("/info")
 async def info_endpoint(request: Request) -> dict:
-    """The .nic header and section sizes, as JSON."""
+    """The .nic header and section sizes, as JSON (parsing only: no worker needed)."""
     return info(await _body(request))

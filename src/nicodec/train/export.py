@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import pickle
 import re
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -30,7 +31,11 @@ def load_checkpoint_model(path: Path, weights: str = "auto") -> tuple[torch.nn.M
     (auto) whichever scored the lower validation loss when the run ended."""
     if weights not in EXPORT_WEIGHTS:
         raise ValueError(f"weights must be one of {', '.join(EXPORT_WEIGHTS)}, not '{weights}'")
-    ck = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # torch's message is a paragraph advising to load it unsafely
+        raise ValueError(f"{path} is not a nicodec checkpoint (it holds Python objects other than "
+                         "tensors; refused without running them)") from None
     cfg = json.loads(ck["config"])
     model = build_model(cfg["model"], lambda_min=cfg["lambda_min"], lambda_max=cfg["lambda_max"],
                         **cfg["model_config"])
