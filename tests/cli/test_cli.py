@@ -147,7 +147,7 @@ def test_target_psnr_is_reached(small_png, tmp_path):
     dec = run("decode", str(out), "-o", str(tmp_path / "a.png"), "--reference", str(small_png), "--json")
     assert json.loads(dec.stdout)["psnr"] >= 30
     assert run("encode", str(small_png), "--psnr", "30", "--size", "900").returncode == 2
-    bad = run("encode", str(small_png), "-o", str(out), "--psnr", "90")
+    bad = run("encode", str(small_png), "-o", str(out), "-f", "--psnr", "90")
     assert bad.returncode == 1 and bad.stderr.startswith(b"nicodec: error: cannot reach 90 dB")
 
 

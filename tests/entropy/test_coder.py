@@ -53,3 +53,19 @@ def test_varints_roundtrip_and_reject_garbage():
         read_varints(b"\x80\x80", 1)
     with pytest.raises(ValueError):
         read_varints(write_varints(values) + b"\x00", len(values))
+
+
+def test_a_stream_that_runs_out_is_refused_before_its_symbols_are_made_up():
+    """A header may claim more symbols than the payload holds (a header bomb): decoding stops
+    once the stream is exhausted while its remaining symbols would need more bits."""
+    from nicodec.entropy.tables import gaussian_scales, gaussian_tables
+
+    tables = coder.TableSet(*gaussian_tables(gaussian_scales()))
+    rng = np.random.default_rng(0)
+    index = rng.integers(0, 64, 500)
+    symbols = rng.integers(-2, 3, 500)
+    payload, esc = coder.encode(symbols, index, tables)
+    assert np.array_equal(coder.decode(payload, esc, index, tables), symbols)
+    bomb = np.repeat(index, 2000)  # the same stream, claimed to hold 2000 times the symbols
+    with pytest.raises(ValueError, match="stream ends"):
+        coder.decode(payload, esc, bomb, tables)

@@ -18,6 +18,8 @@ class TableSet:
 
     def __init__(self, counts: np.ndarray, lengths: np.ndarray) -> None:
         self.offsets = (lengths.astype(np.int64) - 2) // 2  # symbol 0 sits at column `offset`
+        # the fewest bits any symbol of each table costs: what a stream must hold for its symbols
+        self.min_bits = -np.log2(counts.max(axis=1) / counts.sum(axis=1))
         self.models = [
             constriction.stream.model.Categorical(counts[k, : lengths[k]].astype(np.float64),
                                                   perfect=False)
@@ -57,6 +59,10 @@ def encode(symbols: np.ndarray, index: np.ndarray, tables: TableSet) -> tuple[by
     return payload, write_varints(escaped)
 
 
+SLACK_BITS = 64  # rounding: bits a valid stream's symbols may cost beyond what the coder holds
+CHUNK = 1 << 16  # symbols decoded between checks that the stream has not run out
+
+
 def decode(payload: bytes, escape_stream: bytes, index: np.ndarray, tables: TableSet) -> np.ndarray:
     """Inverse of `encode`, given the same table index of every symbol."""
     if len(payload) % 4:
@@ -66,12 +72,18 @@ def decode(payload: bytes, escape_stream: bytes, index: np.ndarray, tables: Tabl
     order, starts = _groups(index, len(tables.models))
     sorted_values = np.empty(len(index), dtype=np.int64)
     escape_runs = []
+    needed = np.diff(starts) * tables.min_bits  # the fewest bits each table's run can cost
     for k, model in enumerate(tables.models):
         n = starts[k + 1] - starts[k]
         if not n:
             continue
         off = tables.offsets[k]
-        coded = coder.decode(model, int(n)).astype(np.int64)
+        coded = np.empty(n, np.int64)
+        for i in range(0, n, CHUNK):  # a header claiming more symbols than the stream holds
+            left = needed[k + 1:].sum() + (n - i) * tables.min_bits[k]
+            if left > coder.num_valid_bits() + SLACK_BITS:
+                raise ValueError("corrupt payload: the stream ends before its symbols")
+            coded[i:i + CHUNK] = coder.decode(model, int(min(CHUNK, n - i)))
         esc = coded == 2 * off + 1
         sorted_values[starts[k] : starts[k + 1]] = coded - off
         escape_runs.append(starts[k] + np.flatnonzero(esc))
