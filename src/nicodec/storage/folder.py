@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import multiprocessing
 import os
 import signal
 import zlib
@@ -124,14 +125,17 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def init_worker() -> None:
-    """Set up a worker process: one torch thread, and it dies with its parent."""
-    import torch
-
-    torch.set_num_threads(1)  # one process per core beats threads inside small convolutions
+    """Set up a worker process: it dies with its parent, and runs one torch thread."""
     try:  # Linux: the kernel kills this worker when the parent dies, even by kill -9
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
         pass
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # it died before the line above
+        os._exit(1)
+    import torch
+
+    torch.set_num_threads(1)  # one process per core beats threads inside small convolutions
 
 
 def run(jobs: list[Job], work: Callable[[Job], dict[str, Any]], processes: int = 1,
