@@ -1,6 +1,7 @@
 """Speed and memory of nicodec and the baselines at quality 75, with 1 and 2 threads.
 
     python benchmarks/speed.py [--limit N] [--big | --no-big] [--threads 1,2] [--out benchmarks/results]
+                               [--codecs nicodec,nicodec:fast,jpeg-420,webp,avif,jxl]
 
 Each (image set, codec, threads, encode|decode) runs in its own subprocess, so the peak RSS it reports
 (getrusage RUSAGE_SELF at the end) belongs to that measurement alone, and one codec's caches or
@@ -33,21 +34,61 @@ BIG_SIZE = (6000, 4000)  # 24 megapixels
 def _codec(name: str, model: str | None):
     from nicodec.eval.baselines import baselines, nicodec_codec
 
-    return nicodec_codec(model) if name == "nicodec" else baselines()[name]
+    if name.startswith("nicodec"):  # "nicodec" (the --model) or "nicodec:NAME" (that model)
+        return nicodec_codec(name.partition(":")[2] or model)
+    return baselines()[name]
 
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
+class Split:
+    """Where nicodec's decode time goes: entropy decoding (the ANS coder), the entropy model (the
+    integer twin's passes: decoding the latent minus the coder) and the synthesis, timed by
+    wrapping the functions `codec.latent` calls."""
+
+    PARTS = ("entropy decoding", "entropy model", "synthesis")
+
+    def __init__(self) -> None:
+        from nicodec.codec import latent
+        from nicodec.entropy import coder
+
+        self.seconds = dict.fromkeys(("coder", "latents", "synthesis"), 0.0)
+        for module, attr, key in ((coder, "decode", "coder"), (latent, "decode_latents", "latents"),
+                                  (latent, "synthesize", "synthesis")):
+            setattr(module, attr, self._timed(getattr(module, attr), key))
+
+    def _timed(self, fn, key: str):
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds[key] += time.perf_counter() - start
+        return timed
+
+    def take(self) -> dict[str, float]:
+        """The split since the last call."""
+        s = self.seconds
+        out = dict(zip(self.PARTS, (s["coder"], s["latents"] - s["coder"], s["synthesis"]), strict=True))
+        self.seconds = dict.fromkeys(s, 0.0)
+        return out
+
+
 def worker(mode: str, name: str, threads: int, images: list[Path], work: Path, model: str | None) -> dict:
-    """Runs in the subprocess: time `mode` over the images, report seconds, pixels, bytes and RSS."""
+    """Runs in the subprocess: time `mode` over the images, report seconds, pixels, bytes and RSS
+    (and, for nicodec's decode, the median split of its time)."""
     import torch
 
     torch.set_num_threads(threads)
     codec = _codec(name, model)
+    split = Split() if name.startswith("nicodec") and mode == "decode" else None
+    splits = []
     warm = np.zeros((64, 64, 3), np.uint8)
     codec.decode(codec.encode(warm, QUALITY, threads), threads)
+    if split:
+        split.take()
     base = _peak_rss_mb()
     pixels = size = 0
     per_image = []
@@ -64,12 +105,16 @@ def worker(mode: str, name: str, threads: int, images: list[Path], work: Path, m
             start = time.perf_counter()
             decoded = codec.decode(data, threads)
             per_image.append(time.perf_counter() - start)
+            if split:
+                splits.append(split.take())
             assert decoded.shape == rgb.shape
         pixels += rgb.shape[0] * rgb.shape[1]
         size += len(data)
     return {"seconds": sum(per_image), "median_seconds": float(np.median(per_image)), "pixels": pixels,
             "bytes": size, "images": len(images),
-            "base_rss_mb": base, "peak_rss_mb": _peak_rss_mb(), "library": codec.library}
+            "base_rss_mb": base, "peak_rss_mb": _peak_rss_mb(), "library": codec.library,
+            **({"split_median_seconds": {k: float(np.median([s[k] for s in splits])) for k in Split.PARTS}}
+               if splits else {})}
 
 
 def _run_worker(mode: str, name: str, threads: int, images: list[Path], work: Path,
@@ -122,6 +167,22 @@ def _table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _split_table(rows: list[dict]) -> str:
+    """nicodec's decode time by part (medians per image), below the main table."""
+    split = [r for r in rows if "split_median_seconds" in r["decode"]]
+    if not split:
+        return ""
+    lines = ["", "", "Where nicodec's decode time goes (median s/img; the rest is parsing, alpha and "
+             "conversion):", "", "| set | model | threads | " + " | ".join(Split.PARTS) + " | whole decode |",
+             "|---|---|---:|" + "---:|" * (len(Split.PARTS) + 1)]
+    for r in split:
+        d = r["decode"]
+        parts = " | ".join(f"{d['split_median_seconds'][k]:.3f}" for k in Split.PARTS)
+        whole = d["median_seconds"]
+        lines.append(f"| {r['set']} | {d['library']} | {r['threads']} | {parts} | {whole:.3f} |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--limit", type=int, default=24, help="Kodak images to use (default 24)")
@@ -146,7 +207,7 @@ def main() -> int:
                         row[mode] = _run_worker(mode, name, t, images, work, args.model)
                     rows.append(row)
                     print(_table([row]).splitlines()[-1], flush=True)
-    table = _table(rows)
+    table = _table(rows) + _split_table(rows)
     big = f"{BIG_SIZE[0]}x{BIG_SIZE[1]} Kodak mosaic" if args.big else None
     meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "quality": QUALITY,
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "python": platform.python_version(),

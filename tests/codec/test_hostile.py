@@ -63,14 +63,14 @@ def test_a_header_bomb_is_refused_by_the_caller_s_limit(hostile):
 
 
 def test_running_out_of_memory_says_so_and_other_decoder_errors_are_format_errors(seed, monkeypatch):
-    def allocator_fails(*args):
+    def allocator_fails(*args, **kwargs):
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate "
                            "memory: you tried to allocate 1 bytes")
     monkeypatch.setattr(latent, "decode", allocator_fails)
     with pytest.raises(MemoryError, match="out of memory decoding a 64x48 image"):
         decompress(seed["rgb"])
 
-    def crashes(*args):
+    def crashes(*args, **kwargs):
         raise IndexError("index 7 is out of bounds\nfor axis 0 \x1b[2J")
     monkeypatch.setattr(latent, "decode", crashes)
     one_line = r"^corrupt payload \(index 7 is out of bounds for axis 0 \\x1b\[2J\)$"

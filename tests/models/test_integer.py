@@ -11,6 +11,8 @@ from nicodec.models import hyperprior
 from nicodec.models.pretrained import load_model
 from tests.conftest import with_threads
 
+CHECKERBOARD_MODELS = ["checkerboard", "fast"]  # shipped models with the checkerboard twin
+
 
 def test_entropy_parameters_are_batch_and_padding_invariant():
     m = load_model()
@@ -28,10 +30,11 @@ def test_entropy_parameters_are_batch_and_padding_invariant():
     assert torch.equal(single[interior], padded[interior])
 
 
-def test_extreme_inputs_stay_exact():
-    m = load_model()
+@pytest.mark.parametrize("name", CHECKERBOARD_MODELS)
+def test_extreme_inputs_stay_exact(name):
+    m = load_model(name)
     for name, net in m.integer.items():  # h_s, and the context networks of a checkerboard model
-        layer, weight = net.layers[0][:2]
+        layer, weight = net.layers[0].module, net.layers[0].weight
         channels = weight.shape[1] if isinstance(layer, torch.nn.Conv2d) else weight.shape[0]
         x = torch.full((1, channels, 3, 3), float(1 << 26), dtype=torch.float64)  # beyond the clamp
         x[:, ::2] *= -1
@@ -48,7 +51,8 @@ def _reference_passes(m, z_hat, symbols_a):
 
     hyper = m.integer["h_s"](z_hat)
     en = m.integer["entropy_net"]
-    no_context = torch.cat([hyper, torch.zeros_like(hyper)], 1)
+    context_channels = m.integer["context"].layers[0].weight.shape[0]
+    no_context = torch.cat([hyper, hyper.new_zeros(1, context_channels, *hyper.shape[2:])], 1)
     mean_a, scale_a = (hyper + en(no_context, fixed_point=True)).chunk(2, 1)
     anchors = anchor_mask(*mean_a.shape[2:]).bool().expand_as(mean_a)
     full = torch.zeros_like(mean_a)
@@ -82,11 +86,12 @@ def _compare(m, z_hat, shape, seed):
     return fast
 
 
+@pytest.mark.parametrize("name", CHECKERBOARD_MODELS)
 @pytest.mark.parametrize("size", [(2, 3), (3, 5)])
-def test_fast_twin_matches_the_reference_on_random_latents(size, monkeypatch):
+def test_fast_twin_matches_the_reference_on_random_latents(size, name, monkeypatch):
     """Entropy network only on each pass's positions, context only on live taps at non-anchors,
     in row bands or whole: identical integers to whole-latent convolutions."""
-    m = load_model()
+    m = load_model(name)
     gen = torch.Generator().manual_seed(1)
     z_hat = torch.randint(-8, 9, (1, m.net.hyper_channels, *size), generator=gen).double()
     shape = torch.Size((1, m.net.config["M"], 4 * size[0], 4 * size[1]))
@@ -98,8 +103,40 @@ def test_fast_twin_matches_the_reference_on_random_latents(size, monkeypatch):
         assert all(torch.equal(torch.as_tensor(x), torch.as_tensor(y)) for x, y in zip(a, b, strict=True))
 
 
-def test_fast_twin_matches_the_reference_on_a_real_latent(crop_array):
-    m = load_model()
+@pytest.mark.parametrize("name", CHECKERBOARD_MODELS)
+def test_fast_twin_matches_the_reference_on_a_real_latent(crop_array, name):
+    m = load_model(name)
     y = latent.analyse(m, crop_array, 60)
     z_hat = torch.round(m.net.h_a(y)).double()
     _compare(m, z_hat, y.shape, seed=3)
+
+
+def test_eight_bit_layers_run_in_float32_only_within_the_bound():
+    """The fast model's 8-bit-input layers run in float32; the same layer with weights that
+    could push a partial sum past 2**24 (a hostile file) falls back to float64, still exact."""
+    from nicodec.models.integer import FLOAT32_EXACT, IntegerSynthesis
+
+    m = load_model("fast")
+    layers = [layer for net in m.integer.values() for layer in net.layers]
+    assert all((layer.dtype == torch.float32) == (layer.grid is not None) for layer in layers)
+    seq = m.net.entropy_net
+    tensors = IntegerSynthesis.quantize(seq)
+    tensors["1.weight"] = torch.full_like(tensors["1.weight"], 4000)  # 256 * 4000 * 255 > 2**24
+    assert 256 * 4000 * 255 > FLOAT32_EXACT
+    bold = IntegerSynthesis(seq, tensors)
+    assert bold.layers[0].dtype == torch.float32 and bold.layers[1].dtype == torch.float64
+    gen = torch.Generator().manual_seed(4)
+    a = torch.randint(-4000, 4000, (50, seq[0].in_channels), generator=gen).double()
+    reference = bold(a[:, :, None, None], fixed_point=True)[:, :, 0, 0]
+    assert torch.equal(bold.rows(a).double(), reference)
+
+
+def test_the_grid_rounds_alike_in_training_and_decoding():
+    from nicodec.models.integer import ONE, EightBit
+
+    grid = EightBit(3, signed=True)
+    a = torch.arange(-20 * ONE, 20 * ONE, dtype=torch.float64)  # every fixed-point value in range
+    k = grid.take(a)
+    assert torch.equal(k, grid.fake(a / ONE) * 8)
+    assert k.min() == -127 and k.max() == 127
+    assert torch.equal(grid.take(a.float()).double(), k)  # float32 decoding, same integers

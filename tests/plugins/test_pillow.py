@@ -12,6 +12,7 @@ import nicodec
 import nicodec.plugins.pillow  # noqa: F401  (registers the format)
 from nicodec.bitstream.container import FormatError
 from nicodec.eval.metrics import psnr_rgb
+from nicodec.models.pretrained import load_model
 from tests.conftest import EXIF_MAKE
 
 
@@ -22,6 +23,17 @@ def test_save_and_open(crop, tmp_path):
         assert im.format == "NIC" and im.size == crop.size and im.info["quality"] == 80
         pixels = np.asarray(im.convert("RGB"))
     assert psnr_rgb(np.asarray(crop), pixels) > 20
+
+
+def test_save_with_a_model(crop, tmp_path):
+    path = tmp_path / "x.nic"
+    crop.save(path, quality=75, model="fast")
+    assert path.read_bytes() == nicodec.compress(crop, 75, model="fast")
+    with Image.open(path) as im:  # the file names its model: opening needs no name
+        assert im.info["model_id"] == load_model("fast").model_id
+        pixels = np.asarray(im.convert("RGB"))
+    assert pixels.shape == np.asarray(crop).shape
+    assert np.array_equal(pixels, np.asarray(nicodec.decompress(path.read_bytes(), model="fast")))
 
 
 def test_save_with_effort(crop, monkeypatch):

@@ -15,6 +15,7 @@ from nicodec import compress, decompress
 from nicodec import info as nicodec_info
 from nicodec.bitstream.container import pack, unpack
 from nicodec.eval.metrics import psnr_rgb
+from nicodec.models.pretrained import WEIGHTS_DIR, load_model, manifest
 from nicodec.service import app as service
 from nicodec.service.app import app
 from tests.conftest import EXIF_MAKE
@@ -153,3 +154,41 @@ def test_the_pixel_limit_and_the_time_limit(client, png, monkeypatch):
     monkeypatch.setattr(service.settings, "timeout", 1e-4)
     r = client.post("/compress", content=png)
     assert r.status_code == 504 and "time limit" in r.json()["error"]
+
+
+def test_models_lists_the_manifest(client):
+    shipped = manifest()
+    assert client.get("/models").json() == {"default": shipped["default"],
+                                            "models": sorted(shipped["models"])}
+
+
+def test_compress_with_the_fast_model(client, png, crop):
+    r = client.post("/compress?quality=75&model=fast", content=png)
+    assert r.status_code == 200
+    fast_id = load_model("fast").model_id
+    assert r.headers["x-nicodec-model-id"] == fast_id
+    assert client.post("/info", content=r.content).json()["model_id"] == fast_id
+    assert r.content == compress(crop, 75, model="fast")  # the same file as the API's
+    d = client.post("/decompress", content=r.content)  # the file names its model
+    assert d.status_code == 200
+    assert np.asarray(Image.open(io.BytesIO(d.content))).shape == (128, 192, 3)
+    default = client.post("/compress?quality=75", content=png)
+    assert default.headers["x-nicodec-model-id"] == load_model().model_id
+
+
+def test_compare_with_the_fast_model(client, png, crop):
+    result = client.post("/compare?quality=75&model=fast", content=png).json()
+    nic = base64.b64decode(result["nic"])
+    assert nicodec_info(nic)["model_id"] == load_model("fast").model_id
+    shown = result["panels"][1]
+    assert shown["codec"] == "nicodec" and shown["bytes"] == len(nic)
+    assert shown["psnr"] == pytest.approx(psnr_rgb(np.asarray(crop), np.asarray(decompress(nic))))
+
+
+@pytest.mark.parametrize("path", ["/compress", "/compare"])
+@pytest.mark.parametrize("model", ["nonesuch", "", str(WEIGHTS_DIR / "checkerboard.safetensors")])
+def test_an_unknown_model_is_a_400(client, png, path, model):
+    """Only a shipped model's name: a model file's path is refused too, never opened."""
+    r = client.post(path, params={"model": model}, content=png)
+    shipped = ", ".join(sorted(manifest()["models"]))
+    assert r.status_code == 400 and r.json() == {"error": f"unknown model '{model}' (shipped: {shipped})"}

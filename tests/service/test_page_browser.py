@@ -16,6 +16,7 @@ import pytest
 
 from nicodec import compress, decompress
 from nicodec.eval.compare import panels
+from nicodec.models.pretrained import manifest
 from tests.conftest import REPO, kodak_crop
 
 ARTIFACTS = REPO / "tests" / "artifacts"  # gitignored: CI keeps what the tests saw
@@ -65,12 +66,17 @@ def browser(tmp_path):
 
 def test_page_compares_at_the_same_size(server, browser, tmp_path):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     image = kodak_crop(23, (256, 128, 512, 320))  # 256x192 of the parrots
     upload = tmp_path / "parrots.png"
     image.save(upload)
     browser.get(server)
+    menu = browser.find_element(By.ID, "model")  # the shipped models, the default chosen
+    shipped = manifest()
+    WebDriverWait(browser, 30).until(lambda _: menu.find_elements(By.TAG_NAME, "option"))
+    assert [o.text for o in menu.find_elements(By.TAG_NAME, "option")] == sorted(shipped["models"])
+    assert menu.get_attribute("value") == shipped["default"]
     browser.find_element(By.ID, "file").send_keys(str(upload))
     status = browser.find_element(By.ID, "status")
     WebDriverWait(browser, 300).until(lambda _: status.get_attribute("data-state") in ("done", "error"))
@@ -106,5 +112,9 @@ def test_page_compares_at_the_same_size(server, browser, tmp_path):
 
     WebDriverWait(browser, 300).until(lambda d: (nicodec_bytes(d) or len(data)) < len(data))
     assert nicodec_bytes(browser) == len(compress(image, max_bytes=target, metadata=False))
+
+    Select(menu).select_by_value("fast")  # another model: the page asks again at once
+    fast = len(compress(image, max_bytes=target, model="fast", metadata=False))
+    WebDriverWait(browser, 300).until(lambda d: nicodec_bytes(d) == fast)
     ARTIFACTS.mkdir(exist_ok=True)
     assert browser.save_screenshot(str(ARTIFACTS / "page_compare.png"))

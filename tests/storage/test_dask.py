@@ -43,7 +43,7 @@ def test_each_worker_loads_the_model_once(photos, tmp_path):  # noqa: F811
 
     jobs, _ = folder.plan(photos, tmp_path / "out", folder.IMAGE_SUFFIXES, ".nic")
     work = partial(_encode_job, quality=30, model=None, size=None, bpp=None, strip=False, effort=1,
-                   psnr=None)
+                   psnr=None, backend="torch")
     with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
         address = cluster.scheduler_address
         with executor(address) as pool:
@@ -55,6 +55,6 @@ def test_each_worker_loads_the_model_once(photos, tmp_path):  # noqa: F811
 
 
 def _model_loads() -> int:
-    from nicodec.models.pretrained import load_model
+    from nicodec.models.pretrained import loaded
 
-    return load_model.cache_info().misses
+    return loaded.cache_info().misses

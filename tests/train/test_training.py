@@ -260,6 +260,27 @@ def test_checkerboard_warm_starts_from_hyperprior_weights(tiny_config, tmp_path,
         Trainer(tiny_config(init=str(flat), out=str(tmp_path / "bad")))
 
 
+def test_fast_model_takes_the_encoder_of_a_checkerboard_file(tiny_config, tmp_path, capsys):
+    """`fast` inherits the encoder side; its decoder starts fresh; a sub-network at learning-rate
+    factor 0 stays exactly as it came, one at 0.5 learns at half the rate."""
+    cfg = tiny_config(steps=2, model="checkerboard", out=str(tmp_path / "cb"))
+    Trainer(cfg).run()
+    source = export(Path(cfg.out) / "checkpoint.pt", tmp_path / "cb.safetensors", ship=False)
+    frozen = {name: 0.0 for name in ("g_a", "z_prior", "log_gain")}
+    fast = Trainer(tiny_config(steps=4, model="fast", init=str(source), out=str(tmp_path / "fast"),
+                               network_lr_scale={**frozen, "h_a": 0.5}))
+    assert "g_s, h_s, context, entropy_net start fresh" in capsys.readouterr().err
+    shipped = load_model(str(source)).net.state_dict()
+    before = {k: v.clone() for k, v in fast.model.state_dict().items()}
+    assert all(torch.equal(before[k], shipped[k]) for k in before if k.split(".")[0] in ("g_a", "h_a"))
+    assert {g["lr_scale"] for g in fast.optimizer.param_groups} == {1.0, 0.5}
+    fast.run()
+    after = fast.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if k.split(".")[0] in frozen)
+    assert not torch.equal(before["h_a.0.weight"], after["h_a.0.weight"])
+    assert not torch.equal(before["g_s.0.weight"], after["g_s.0.weight"])
+
+
 def test_init_widens_a_smaller_model(tiny_config, tmp_path, crop, capsys):
     cfg = tiny_config(steps=3, model="checkerboard")
     Trainer(cfg).run()

@@ -16,6 +16,7 @@ from functools import partial
 from pathlib import Path
 
 from nicodec.cli.io import check_output, read_input, write_output
+from nicodec.codec.api import BACKENDS
 from nicodec.storage import folder
 from nicodec.storage.folder import IMAGE_SUFFIXES, Job
 
@@ -43,6 +44,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strip", action="store_true", help="drop ICC profile, EXIF and XMP metadata")
     p.add_argument("--model", help="shipped model name or model file (default: the manifest's)")
     p.add_argument("--json", action="store_true", help="print machine-readable stats")
+    _backend_option(p, "where the analysis runs; another backend may round a few symbols "
+                    "differently, in a file that decodes the same anywhere")
     _folder_options(p)
     p.set_defaults(run=encode)
 
@@ -58,6 +61,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print machine-readable stats")
     p.add_argument("--format", default="png", choices=("png", "tiff", "bmp", "ppm", "webp"),
                    help="image format written in folder mode (default png)")
+    _backend_option(p, "where the synthesis runs; another backend may change pixels by a value "
+                    "or two, never the decoded latent")
     _folder_options(p)
     p.set_defaults(run=decode)
 
@@ -65,6 +70,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", help=".nic file or - for stdin")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=info)
+
+
+def _backend_option(p: argparse.ArgumentParser, effect: str) -> None:
+    p.add_argument("--backend", default="torch", choices=BACKENDS,
+                   help=f"{effect} (default torch): " + "; ".join(f"{k}: {v}" for k, v in BACKENDS.items()))
 
 
 def _folder_options(p: argparse.ArgumentParser) -> None:
@@ -155,7 +165,7 @@ def _report(stats: dict, as_json: bool, to_stdout_ok: bool) -> None:
 
 def encode_file(source: str, output: str, quality: int, model: str | None, size: int | None = None,
                 bpp: float | None = None, strip: bool = False, effort: int = 1,
-                psnr: float | None = None, announce: bool = False) -> dict:
+                psnr: float | None = None, announce: bool = False, backend: str = "torch") -> dict:
     """Compress one image file (or stdin) to one .nic file (or stdout); its stats. A target
     `size` (bytes), `bpp` or `psnr` replaces the quality; `strip` leaves the metadata out; `effort`
     > 1 refines the latent (`codec.refine`); `announce` says on stderr how long a slow encode takes."""
@@ -177,7 +187,7 @@ def encode_file(source: str, output: str, quality: int, model: str | None, size:
                   f"expect about {_duration(expected)}", file=sys.stderr)
         start = time.perf_counter()
         data = compress(img, quality, model=model, max_bytes=size, metadata=not strip, effort=effort,
-                        min_psnr=psnr)
+                        min_psnr=psnr, backend=backend)
         elapsed = time.perf_counter() - start
     write_output(output, lambda f: f.write(data))
     header = info(data)
@@ -192,21 +202,21 @@ def encode_file(source: str, output: str, quality: int, model: str | None, size:
 def encode(args: argparse.Namespace) -> int:
     if Path(args.input).is_dir():
         work = partial(_encode_job, quality=args.quality, model=args.model, size=args.size, bpp=args.bpp,
-                       strip=args.strip, effort=args.effort, psnr=args.psnr)
+                       strip=args.strip, effort=args.effort, psnr=args.psnr, backend=args.backend)
         return _folder(args, IMAGE_SUFFIXES, ".nic", work)
     out = _output(args, ".nic")
     from nicodec import progress
 
     with progress.shown(_progress(args)):
         stats = encode_file(args.input, out, args.quality, args.model, args.size, args.bpp, args.strip,
-                            args.effort, args.psnr, announce=_progress(args))
+                            args.effort, args.psnr, announce=_progress(args), backend=args.backend)
     _warn(stats)
     _report(stats, args.json, out != "-")
     return 0
 
 
 def decode_file(source: str, output: str, model: str | None, reference: str | None = None,
-                max_pixels: int | None = None) -> dict:
+                max_pixels: int | None = None, backend: str = "torch") -> dict:
     """Decompress one .nic file (or stdin) to one image file (or stdout), with the metadata the
     format can hold; its stats. `max_pixels` replaces the API's default pixel limit."""
     from nicodec.codec.api import decompress
@@ -214,7 +224,8 @@ def decode_file(source: str, output: str, model: str | None, reference: str | No
 
     data = read_input(source)
     start = time.perf_counter()
-    img = decompress(data, model=model, **({} if max_pixels is None else {"max_pixels": max_pixels}))
+    img = decompress(data, model=model, backend=backend,
+                     **({} if max_pixels is None else {"max_pixels": max_pixels}))
     elapsed = time.perf_counter() - start
     fmt = "PNG" if output == "-" or not Path(output).suffix else _format_of(output)
 
@@ -237,20 +248,22 @@ def decode(args: argparse.Namespace) -> int:
     if Path(args.input).is_dir():
         if args.reference:
             raise ValueError("--reference takes one image, not a folder")
-        work = partial(_decode_job, model=args.model, max_pixels=args.max_pixels)
+        work = partial(_decode_job, model=args.model, max_pixels=args.max_pixels, backend=args.backend)
         return _folder(args, {".nic"}, "." + args.format, work)
     out = _output(args, ".png")
-    _report(decode_file(args.input, out, args.model, args.reference, args.max_pixels), args.json, out != "-")
+    stats = decode_file(args.input, out, args.model, args.reference, args.max_pixels, args.backend)
+    _report(stats, args.json, out != "-")
     return 0
 
 
 def _encode_job(job: Job, quality: int, model: str | None, size: int | None, bpp: float | None,
-                strip: bool, effort: int, psnr: float | None) -> dict:
-    return encode_file(str(job.source), str(job.target), quality, model, size, bpp, strip, effort, psnr)
+                strip: bool, effort: int, psnr: float | None, backend: str) -> dict:
+    return encode_file(str(job.source), str(job.target), quality, model, size, bpp, strip, effort, psnr,
+                       backend=backend)
 
 
-def _decode_job(job: Job, model: str | None, max_pixels: int | None) -> dict:
-    return decode_file(str(job.source), str(job.target), model, max_pixels=max_pixels)
+def _decode_job(job: Job, model: str | None, max_pixels: int | None, backend: str) -> dict:
+    return decode_file(str(job.source), str(job.target), model, max_pixels=max_pixels, backend=backend)
 
 
 def _folder(args: argparse.Namespace, suffixes: Iterable[str], new_suffix: str,

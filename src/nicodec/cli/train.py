@@ -19,9 +19,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         if typ == "bool":
             p.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
                            help=f"{doc} (default {default})")
-        elif name == "model_config":
-            p.add_argument(flag, dest=name, type=json.loads, default=None,
-                           help='model constructor settings as JSON, e.g. \'{"N": 64}\'')
+        elif name in ("model_config", "network_lr_scale"):
+            p.add_argument(flag, dest=name, type=json.loads, default=None, help=f"{doc}, as JSON")
         else:
             conv = {"int": int, "float": float}.get(typ, str)
             p.add_argument(flag, dest=name, type=conv, default=None,
@@ -38,6 +37,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", choices=EXPORT_WEIGHTS, default="auto",
                    help="the moving average, the raw weights, or (auto, the default) whichever had "
                    "the lower validation loss at the checkpoint's step (val.csv / val_ema.csv)")
+    p.add_argument("--default", action=argparse.BooleanOptionalAction, default=True,
+                   help="make it the model that encoding uses unless told otherwise (default yes)")
     p.set_defaults(run=export)
 
     p = sub.add_parser("plot-training", help="plot a run's training and validation curves")
@@ -62,7 +63,7 @@ def export(args: argparse.Namespace) -> int:
     out = do_export(Path(args.checkpoint), Path(args.output) if args.output else None,
                     ship=args.output is None,
                     figures_dataset=Path(args.figures) if args.figures else None,
-                    weights=args.weights, cache=PointCache(Path(args.cache)))
+                    weights=args.weights, cache=PointCache(Path(args.cache)), default=args.default)
     print(f"wrote {out}")
     return 0
 

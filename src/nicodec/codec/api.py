@@ -14,6 +14,7 @@ from nicodec.bitstream.container import Header, Kind, Section
 from nicodec.codec import image as imaging
 
 if TYPE_CHECKING:  # torch-backed: imported where used (the import rule in nicodec/__init__.py)
+    from nicodec.codec.backend import Backend
     from nicodec.models.pretrained import InferenceModel
 
 DEFAULT_QUALITY = 75
@@ -21,6 +22,11 @@ MAX_PIXELS = 89_478_485  # Pillow's MAX_IMAGE_PIXELS (a 24-bit 256 MiB image): l
 # are refused unless the caller raises the limit (a crafted header must not exhaust memory)
 # to a multiple of this (64), what the largest model's decoder allocates
 METADATA_KINDS = dict(zip((Kind.ICC, Kind.EXIF, Kind.XMP), imaging.METADATA_KEYS, strict=True))
+BACKENDS = {  # where the float transforms run (`codec.backend`): pixels may differ, files parse alike
+    "torch": "PyTorch on the CPU",
+    "cuda": "PyTorch on a CUDA GPU",
+    "onnx": "ONNX Runtime on the CPU (the onnx extra; graphs built once per model)",
+}
 
 
 def _model(model: str | InferenceModel | None) -> InferenceModel:
@@ -31,7 +37,8 @@ def _model(model: str | InferenceModel | None) -> InferenceModel:
 
 def compress(image: Image.Image | np.ndarray, quality: int = DEFAULT_QUALITY,
              model: str | InferenceModel | None = None, max_bytes: int | None = None,
-             metadata: bool = True, effort: int = 1, min_psnr: float | None = None) -> bytes:
+             metadata: bool = True, effort: int = 1, min_psnr: float | None = None,
+             backend: str | Backend = "torch") -> bytes:
     """Encode a PIL image or uint8/uint16 array into the bytes of a .nic file.
 
     With `max_bytes`, `quality` is ignored: the file is the highest quality that fits in that many
@@ -39,7 +46,9 @@ def compress(image: Image.Image | np.ndarray, quality: int = DEFAULT_QUALITY,
     `cwebp -psnr`) the lowest quality whose decoded image reaches it, i.e. the smallest such file.
     The image's ICC profile, EXIF and XMP are stored unless `metadata` is False.
     `effort` above 1 refines the latent for this image (`codec.refine`): smaller files at the same
-    quality, for many times the encoding time; any nicodec decodes them.
+    quality, for many times the encoding time; any nicodec decodes them (its refinement runs in
+    PyTorch on the CPU whatever the `backend`, a name in BACKENDS or a `codec.backend.Backend`,
+    which runs the analysis and rate control's decodes).
     """
     from nicodec.codec import latent, refine
 
@@ -59,7 +68,7 @@ def compress(image: Image.Image | np.ndarray, quality: int = DEFAULT_QUALITY,
     def psnr_of(data: bytes) -> float:
         from nicodec.eval.metrics import psnr_rgb
 
-        return psnr_rgb(planes.rgb, imaging.to_planes(decompress(data, model=m)).rgb)
+        return psnr_rgb(planes.rgb, imaging.to_planes(decompress(data, model=m, backend=backend)).rgb)
 
     def encode_at(q: int, iterations: int = 0) -> bytes:
         header = Header(m.model_id, q, w, h, planes.mode, planes.bit_depth)
@@ -67,7 +76,7 @@ def compress(image: Image.Image | np.ndarray, quality: int = DEFAULT_QUALITY,
             x = imaging.to_tensor(planes.rgb, m.net.downsampling)
             y = refine.refine(m.net, x, h, w, latent.quality_level(m, q), iterations)
             return container.pack(header, latent.encode_latent(m, y) + extra)
-        return container.pack(header, latent.encode(m, planes.rgb, q) + extra)
+        return container.pack(header, latent.encode(m, planes.rgb, q, backend=backend) + extra)
 
     if max_bytes is not None and min_psnr is not None:
         raise ValueError("give max_bytes or min_psnr, not both")
@@ -110,17 +119,20 @@ def _bisect(encode_at: Callable[[int], bytes], accept: Callable[[bytes], bool],
 
 
 def decompress(data: bytes, model: str | InferenceModel | None = None,
-               max_pixels: int | None = MAX_PIXELS) -> Image.Image:
+               max_pixels: int | None = MAX_PIXELS, backend: str | Backend = "torch") -> Image.Image:
     """Decode .nic bytes to a PIL image of the original size and mode (L, LA, RGB or RGBA), with
     the stored metadata in its `info` ("icc_profile", "exif", "xmp").
 
     A damaged or hostile file raises FormatError with a one-line message, whatever part of it is
     wrong. An image whose padded size (what the decoder allocates) is over `max_pixels` is
-    refused before anything is decoded; None lifts the limit.
+    refused before anything is decoded; None lifts the limit. `backend` (a name in BACKENDS or a
+    `codec.backend.Backend`) runs the synthesis: it may change pixels, never the decoded latent.
     """
     from nicodec.codec import latent
+    from nicodec.codec.backend import resolve
     from nicodec.models.registry import MODELS
 
+    engine = resolve(backend)
     header, sections = container.unpack(data)
     pad = max(cls.downsampling for cls in MODELS.values())  # the limit counts the padded size
     ph, pw = -(-header.height // pad) * pad, -(-header.width // pad) * pad
@@ -136,8 +148,9 @@ def decompress(data: bytes, model: str | InferenceModel | None = None,
             raise container.FormatError("corrupt file (missing alpha section)")
         alpha = imaging.decode_alpha(by_kind[Kind.ALPHA], header.height, header.width)
     m = _decoder(header.model_id, model)
+    engine.prepare(m)  # before the payload: a backend's failure is not a corrupt file
     try:
-        rgb = latent.decode(m, by_kind, header.height, header.width, header.quality)
+        rgb = latent.decode(m, by_kind, header.height, header.width, header.quality, backend=engine)
     except container.FormatError:  # e.g. a missing section: already says what is wrong
         raise
     except Exception as err:  # noqa: BLE001 - whatever a crafted payload makes the decoder raise

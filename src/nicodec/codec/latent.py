@@ -3,7 +3,8 @@
 This module orchestrates and knows no model by name. The family's integer twin (`model.twin`,
 defined beside the family's training pass in `nicodec.models`) says, pass by pass, which table
 and mean each latent symbol has; here the hyper-latent (for a model that has one) and the passes
-are entropy-coded, and the transforms run tile by tile (`codec.tiling`).
+are entropy-coded, and the transforms run tile by tile (`codec.tiling`) on a backend
+(`codec.backend`), which the entropy coding never goes through.
 
 Decoding is exact by construction: the hyper-latent is decoded with shipped integer tables,
 integer networks turn it (and earlier passes) into table indices, and the latent is decoded
@@ -18,6 +19,7 @@ import torch
 
 from nicodec.bitstream.container import FormatError, Kind, Section
 from nicodec.codec import tiling
+from nicodec.codec.backend import Backend, resolve
 from nicodec.entropy import coder
 from nicodec.models.base import Passes
 from nicodec.models.integer import ONE
@@ -36,15 +38,15 @@ def quality_level(model: InferenceModel, quality: int) -> torch.Tensor:
 
 @torch.no_grad()
 def analyse(model: InferenceModel, x: torch.Tensor | np.ndarray, quality: int,
-            threads: int | None = None) -> torch.Tensor:
+            threads: int | None = None, backend: str | Backend = "torch") -> torch.Tensor:
     """The gained latent [1, M, H/16, W/16] of an image at `quality`, tile by tile: a padded
     image tensor x [1, 3, H, W] in [0, 1], or the H x W x 3 uint8 pixels of an image, which are
     padded (edge replication) to a multiple of the model's downsampling as the tiles read them.
     (A level-affine model's analysis differs per quality, so it runs once per quality.)"""
     source, size = tiling.image_source(x, model.net.downsampling)
     stride = model.net.latent_stride
-    return tiling.run_tiles(model.net.analysis_stages(quality_level(model, quality)), source, size,
-                            (size[0] // stride, size[1] // stride), tiling.ANALYSIS_TILE, threads)
+    compute = resolve(backend).analysis(model, quality_level(model, quality), source, size)
+    return tiling.run_tiles(compute, (size[0] // stride, size[1] // stride), tiling.ANALYSIS_TILE, threads)
 
 
 def _channel_index(shape: torch.Size) -> np.ndarray:
@@ -85,9 +87,9 @@ def _drive(passes: Passes, code_pass) -> torch.Tensor:
 
 
 def encode(model: InferenceModel, x: torch.Tensor | np.ndarray, quality: int,
-           threads: int | None = None) -> list[Section]:
+           threads: int | None = None, backend: str | Backend = "torch") -> list[Section]:
     """The coded sections of an image (see `analyse` for what x may be)."""
-    return encode_latent(model, analyse(model, x, quality, threads))
+    return encode_latent(model, analyse(model, x, quality, threads, backend))
 
 
 @torch.no_grad()
@@ -135,24 +137,24 @@ def decode_latents(model: InferenceModel, sections: dict[Kind, bytes], height: i
 
 @torch.no_grad()
 def decode(model: InferenceModel, sections: dict[Kind, bytes], height: int, width: int,
-           quality: int, threads: int | None = None) -> np.ndarray:
+           quality: int, threads: int | None = None, backend: str | Backend = "torch") -> np.ndarray:
     """The decoded image, height x width x 3 uint8 (the padded size is implied by the model)."""
     ds = model.net.downsampling
     ph, pw = -(-height // ds) * ds, -(-width // ds) * ds
     y_hat = decode_latents(model, sections, ph, pw)
-    return synthesize(model, y_hat, quality, (height, width), threads)
+    return synthesize(model, y_hat, quality, (height, width), threads, backend)
 
 
 def synthesize(model: InferenceModel, y_hat: torch.Tensor, quality: int, size: tuple[int, int],
-               threads: int | None = None) -> np.ndarray:
+               threads: int | None = None, backend: str | Backend = "torch") -> np.ndarray:
     """Pixels (size[0] x size[1] x 3 uint8, cropped from the padded image) of a latent.
 
     Tiles run one thread each, as many at once as `threads` (default: torch's setting): the
     tiling depends on the image size only, so the pixels never depend on the thread count."""
     y_hat = y_hat.contiguous(memory_format=torch.channels_last)
-    stages = model.net.synthesis_stages(quality_level(model, quality))
-    return tiling.run_tiles(stages, tiling.tensor_source(y_hat), tuple(y_hat.shape[2:]), size,
-                            tiling.SYNTHESIS_TILE, threads, to_pixels=True)
+    compute = resolve(backend).synthesis(model, quality_level(model, quality), tiling.tensor_source(y_hat),
+                                         tuple(y_hat.shape[2:]))
+    return tiling.run_tiles(compute, size, tiling.SYNTHESIS_TILE, threads, to_pixels=True)
 
 
 @torch.no_grad()

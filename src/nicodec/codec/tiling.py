@@ -2,12 +2,12 @@
 tiles run in parallel, one thread each.
 
 The transforms are convolutional: an output position depends only on a small window of the input.
-`run_tiles` cuts the output into a grid of tiles and computes each from just the input it needs,
-layer by layer (`models.stages`). The grid depends on the image size only, and every tile runs on
-one thread, so decoded pixels are a function of the file and the machine, never of how many tiles
-run at once. That thread limit is set per worker thread (OpenMP's setting is per thread), so the
-caller's own torch thread setting is never touched and `decompress` may be called from several
-threads at once.
+`run_tiles` cuts the output into a grid of tiles and has a backend (`codec.backend`) compute each
+from just the input it needs (with `torch`, layer by layer: `models.stages`). The grid depends on
+the image size only, and every tile runs on one thread, so decoded pixels are a function of the
+file, the machine and the backend, never of how many tiles run at once. That thread limit is set
+per worker thread (OpenMP's setting is per thread), so the caller's own torch thread setting is
+never touched and `decompress` may be called from several threads at once.
 
 `apply_tiled` is the older scheme for code that needs a whole model per tile (encoder-side
 refinement, with gradients): tiles on the latent grid, each run with a margin of overlap wide
@@ -20,14 +20,14 @@ import ctypes
 import glob
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
 import numpy as np
 import torch
 
-from nicodec.models.stages import Stage, Window, run_window
+from nicodec.models.stages import Window
 
 SYNTHESIS_TILE = 512  # output pixels per tile side (at most): ~150 MB of activations per tile
 ANALYSIS_TILE = 32  # latent positions per tile side (512 pixels)
@@ -114,11 +114,11 @@ def _one_thread() -> None:
     _openmp().omp_set_num_threads(1)
 
 
-def run_tiles(stages: Sequence[Stage], source: Callable[[Window], torch.Tensor], sizes: tuple[int, int],
-              out_size: tuple[int, int], tile: int, threads: int | None = None,
-              to_pixels: bool = False) -> torch.Tensor | np.ndarray:
-    """The chain's output over [0, out_size) (a crop of its full output), tile by tile, as many
-    tiles at once as `threads` (default: torch's setting), each on one thread.
+def run_tiles(compute: Callable[[Window], torch.Tensor], out_size: tuple[int, int], tile: int,
+              threads: int | None = None, to_pixels: bool = False) -> torch.Tensor | np.ndarray:
+    """A transform's output over [0, out_size) (a crop of its full output), `compute(window)` tile
+    by tile (`codec.backend`), as many tiles at once as `threads` (default: torch's setting), each
+    on one thread.
 
     Returns a float tensor [1, C, H, W], or with `to_pixels` H x W x C uint8 (values in [0, 1]
     scaled and rounded tile by tile, so no float copy of the whole image exists)."""
@@ -129,7 +129,7 @@ def run_tiles(stages: Sequence[Stage], source: Callable[[Window], torch.Tensor],
     def work(win: Window) -> None:
         nonlocal out
         with torch.no_grad():
-            part = run_window(stages, source, sizes, win)
+            part = compute(win)
         if to_pixels:
             part = part[0].permute(1, 2, 0).mul(255).round().clamp(0, 255).to(torch.uint8).numpy()
         with allocate:

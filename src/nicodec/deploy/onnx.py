@@ -5,7 +5,8 @@ dynamic height and width and the quality level as an input, so one pair of graph
 image size and quality. The entropy model is not exported: its decoder side runs as exact integer
 networks (`models/integer.py`), which the bitstream's reproducibility depends on, and ONNX
 runtimes offer no convolution with that guarantee. A deployment therefore pairs the graphs with
-nicodec's entropy coder, or uses them where the latent is the product (e.g. feature extraction).
+nicodec's entropy coder (as the codec's own `onnx` backend does, `codec/backend.py`), or uses them
+where the latent is the product (e.g. feature extraction).
 """
 
 from __future__ import annotations

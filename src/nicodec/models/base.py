@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nicodec.models.cost import conv_macs
 from nicodec.models.layers import GDN, ResidualBottleneck
 from nicodec.models.stages import Stage, stages_of
 
@@ -53,6 +54,14 @@ def regrid(table: torch.Tensor, old: Ladder, new: Ladder) -> torch.Tensor:
     i0 = pos.floor().clamp(0, n_old - 2).long()
     a = (pos - i0).unsqueeze(1).to(table.dtype)
     return (1 - a) * table[i0] + a * table[i0 + 1]
+
+
+def affine_points(layers: nn.Sequential) -> list[tuple[int, int]]:
+    """(index, channels) of the layers that level-affine tables precede: each GDN, or in a light
+    transform without GDN each ReLU (its channels those of the convolution before it)."""
+    if any(isinstance(m, GDN) for m in layers):
+        return [(i, m.beta_sqrt.numel()) for i, m in enumerate(layers) if isinstance(m, GDN)]
+    return [(i, layers[i - 1].out_channels) for i, m in enumerate(layers) if isinstance(m, nn.ReLU)]
 
 
 def ste_round(x: torch.Tensor) -> torch.Tensor:
@@ -102,6 +111,8 @@ class VariableRateModel(nn.Module):
     latent_stride = 16  # pixels per latent position along each axis
     integer_nets: tuple[str, ...] = ()  # sub-networks evaluated exactly at decode time
     twin: type  # its exact coding procedure, built from a model file's integer side (`pretrained`)
+    # what a warm start takes from another zoo model's file (None: every network both have)
+    inherits: tuple[str, ...] | None = None
 
     def __init__(self, latent_channels: int, levels: int = LEVELS, lambda_min: float = LAMBDA_MIN,
                  lambda_max: float = LAMBDA_MAX, **architecture: int) -> None:
@@ -142,11 +153,11 @@ class VariableRateModel(nn.Module):
         return torch.exp(self._lerp(table, t))
 
     def add_level_affine(self) -> None:
-        """Per-level tables for every GDN layer of g_a and g_s, starting at the identity (call
+        """Per-level tables for the nonlinear layers of g_a and g_s, starting at the identity (call
         once the transforms exist)."""
         self.config["level_affine"] = True
         for net in ("g_a", "g_s"):
-            width = sum(m.beta_sqrt.numel() for m in getattr(self, net) if isinstance(m, GDN))
+            width = sum(c for _, c in affine_points(getattr(self, net)))
             for kind in ("log_scale", "shift"):
                 setattr(self, f"{net}_{kind}", nn.Parameter(torch.zeros(self.levels, width)))
 
@@ -159,6 +170,8 @@ class VariableRateModel(nn.Module):
         for net, finest in (("g_a", 0), ("g_s", -1)):
             layers = getattr(self, net)
             gdns = [i for i, m in enumerate(layers) if isinstance(m, GDN)]
+            if not gdns:  # a light transform (`fast`) has no blocks
+                continue
             del gdns[finest]
             setattr(self, f"{net}_res", nn.ModuleDict({  # see RES_BLOCKS
                 str(i): nn.Sequential(*(ResidualBottleneck(layers[i].beta_sqrt.numel())
@@ -175,10 +188,10 @@ class VariableRateModel(nn.Module):
             return layers(x)
         if affine:
             log_scale, shift = getattr(self, f"{net}_log_scale"), getattr(self, f"{net}_shift")
-        start = 0
+        points, start = dict(affine_points(layers)), 0
         for i, layer in enumerate(layers):
-            if affine and isinstance(layer, GDN):
-                part = slice(start, start + layer.beta_sqrt.numel())
+            if affine and i in points:
+                part = slice(start, start + points[i])
                 x = x * self._interp(log_scale[:, part], t) + self._lerp(shift[:, part], t)
                 start = part.stop
             x = layer(x)
@@ -191,10 +204,10 @@ class VariableRateModel(nn.Module):
         layers = getattr(self, net)
         affine = self.config.get("level_affine")
         blocks = getattr(self, f"{net}_res", None) if self.config.get("res_blocks") else None
-        out, start = [], 0
+        out, start, points = [], 0, dict(affine_points(layers))
         for i, layer in enumerate(layers):
-            if affine and isinstance(layer, GDN):
-                part = slice(start, start + layer.beta_sqrt.numel())
+            if affine and i in points:
+                part = slice(start, start + points[i])
                 scale = self._interp(getattr(self, f"{net}_log_scale")[:, part], t)
                 shift = self._lerp(getattr(self, f"{net}_shift")[:, part], t)
                 out.append(Stage(lambda x, a=scale, b=shift: x * a + b))
@@ -232,3 +245,10 @@ class VariableRateModel(nn.Module):
     def code_latent(self, y: torch.Tensor, t: torch.Tensor, quantize: Quantize) -> dict[str, torch.Tensor]:
         """Quantize the gained latent y, measure its bits, decode it: {"x_hat", "bits", ...}."""
         raise NotImplementedError
+
+    def decoder_macs(self, height: int = 256, width: int = 256) -> dict[str, float]:
+        """MACs per pixel of what decoding an image of this size evaluates, by part."""
+        m = self.log_gain.shape[1]
+        y = torch.zeros(1, m, height // self.latent_stride, width // self.latent_stride)
+        t = torch.zeros(1)
+        return {"synthesis": conv_macs(self, lambda: self.synthesize(y, t)) / (height * width)}

@@ -18,7 +18,7 @@ from torch import nn
 
 from nicodec.models.base import LAMBDA_MAX, LAMBDA_MIN, LEVELS, Pass, Passes, Quantize
 from nicodec.models.hyperprior import HyperpriorTwin, MeanScaleHyperprior
-from nicodec.models.integer import ONE, IntegerSynthesis, clamp, requantize
+from nicodec.models.integer import ONE, IntegerSynthesis
 from nicodec.models.layers import conv
 
 
@@ -61,24 +61,25 @@ class CheckerboardTwin(HyperpriorTwin):
 
     def __init__(self, integer: dict[str, IntegerSynthesis], thresholds: torch.Tensor) -> None:
         super().__init__(integer, thresholds)
-        (_, weight, bias, _), = integer["context"].layers
+        self.context_layer, = integer["context"].layers
+        weight = self.context_layer.fast_weight
         self.context_weight = torch.cat([weight[:, :, i, j].T for i, j in LIVE_TAPS]).contiguous()
-        self.context_bias = bias
         self.entropy_net = integer["entropy_net"]
 
     def parameters(self, hyper: torch.Tensor, ctx: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
         """(mean, scale) rows: the hyperprior's, corrected from the context (None: zero)."""
-        a = hyper if ctx is None else torch.cat([hyper, ctx], 1)
-        return (hyper + self.entropy_net.rows(a)).chunk(2, dim=1)
+        a = hyper if ctx is None else torch.cat([hyper, ctx.to(hyper.dtype)], 1)
+        return (hyper.double() + self.entropy_net.rows(a)).chunk(2, dim=1)  # may pass 2**24
 
     def context(self, anchors: torch.Tensor, band: tuple[int, int], where: torch.Tensor) -> torch.Tensor:
-        """Context rows at the non-anchor positions of `band` from the clamped fixed-point anchors
-        grid [H, W, M] (zero elsewhere)."""
+        """Context rows at the non-anchor positions of `band` from the anchors grid [H, W, M], the
+        context layer's input (zero elsewhere)."""
         (r0, r1), h = band, anchors.shape[0]
-        rows = F.pad(anchors[max(r0 - 2, 0):min(r1 + 2, h)].double(),
+        layer = self.context_layer
+        rows = F.pad(anchors[max(r0 - 2, 0):min(r1 + 2, h)].to(layer.dtype),
                      (0, 0, 2, 2, max(2 - r0, 0), max(r1 + 2 - h, 0)))
         taps = [rows[i:i + r1 - r0, j:j + anchors.shape[1]][where] for i, j in LIVE_TAPS]
-        return requantize(torch.addmm(self.context_bias, torch.cat(taps, 1), self.context_weight), False)
+        return layer.give(torch.addmm(layer.fast_bias, torch.cat(taps, 1), self.context_weight))
 
     def passes(self, z_hat: torch.Tensor, shape: torch.Size) -> Passes:
         _, m, h, w = shape
@@ -97,8 +98,8 @@ class CheckerboardTwin(HyperpriorTwin):
                              is_anchor.expand(m, h, w))
         del scale
         y_a = torch.from_numpy(symbols).double().reshape(m, -1) * ONE + mean_a
-        grid = torch.zeros(h, w, m)  # clamped anchors fit float32 exactly: |a| <= 2**24
-        grid[is_anchor] = clamp(y_a).T.float()
+        grid = torch.zeros(h, w, m)  # the context's input fits float32 exactly: |a| <= 2**24
+        grid[is_anchor] = self.context_layer.take(y_a).T.float()
         second = []
         for p, (r0, r1) in zip(hyper_n, bands, strict=True):
             second.append(self.parameters(p, self.context(grid, (r0, r1), ~is_anchor[r0:r1])))
@@ -123,23 +124,46 @@ class CheckerboardHyperprior(MeanScaleHyperprior):
                  N_hyper: int | None = None, level_affine: bool = False,
                  res_blocks: int = 0) -> None:
         super().__init__(N, M, levels, lambda_min, lambda_max, N_hyper, level_affine, res_blocks)
-        self.context = nn.Sequential(CheckerboardConv(M, 2 * M))
-        self.entropy_net = nn.Sequential(conv(4 * M, 10 * M // 3, 1, 1), nn.ReLU(inplace=True),
-                                         conv(10 * M // 3, 8 * M // 3, 1, 1), nn.ReLU(inplace=True),
-                                         conv(8 * M // 3, 2 * M, 1, 1))
+        self.context = self.new_context(M)
+        self.entropy_net = self.new_entropy_net(M, self.context[0].out_channels)
         nn.init.zeros_(self.entropy_net[-1].weight)
         nn.init.zeros_(self.entropy_net[-1].bias)
+
+    @staticmethod
+    def new_context(M: int) -> nn.Sequential:
+        """Decoded anchors -> context features at the non-anchors (one masked 5x5 layer)."""
+        return nn.Sequential(CheckerboardConv(M, 2 * M))
+
+    @staticmethod
+    def new_entropy_net(M: int, ctx: int) -> nn.Sequential:
+        """(hyperprior's (mean, scale), context) -> correction of (mean, scale), 1x1 layers."""
+        return nn.Sequential(conv(2 * M + ctx, 10 * M // 3, 1, 1), nn.ReLU(inplace=True),
+                             conv(10 * M // 3, 8 * M // 3, 1, 1), nn.ReLU(inplace=True),
+                             conv(8 * M // 3, 2 * M, 1, 1))
 
     def parameters_of(self, hyper: torch.Tensor, ctx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, scale): the hyperprior's, corrected from the anchor context."""
         return (hyper + self.entropy_net(torch.cat([hyper, ctx], 1)).float()).chunk(2, 1)
+
+    def decoder_macs(self, height: int = 256, width: int = 256) -> dict[str, float]:
+        """The twin's work (`CheckerboardTwin`): the context on its live taps at non-anchors, the
+        entropy network once per position, without the context half of its input at anchors."""
+        positions = (height // self.latent_stride) * (width // self.latent_stride)
+        m, c = self.log_gain.shape[1], self.context[0].out_channels
+        context = positions / 2 * len(LIVE_TAPS) * m * c
+        layers = [layer for layer in self.entropy_net if isinstance(layer, nn.Conv2d)]
+        entropy = positions * sum(layer.in_channels * layer.out_channels for layer in layers)
+        entropy -= positions / 2 * c * layers[0].out_channels
+        return super().decoder_macs(height, width) | {
+            "context": context / (height * width), "entropy parameters": entropy / (height * width)}
 
     def code_latent(self, y: torch.Tensor, t: torch.Tensor, quantize: Quantize) -> dict[str, torch.Tensor]:
         z = self.h_a(y).float()
         z_lik_in, z_hat = quantize(z)
         hyper = self.h_s(z_hat).float()
         anchors = anchor_mask(y.shape[2], y.shape[3], y.device)
-        mean_a, scale_a = self.parameters_of(hyper, torch.zeros_like(hyper))
+        no_context = hyper.new_zeros(hyper.shape[0], self.context[0].out_channels, *hyper.shape[2:])
+        mean_a, scale_a = self.parameters_of(hyper, no_context)
         ctx = self.context((quantize(y - mean_a)[1] + mean_a) * anchors).float()
         mean_n, scale_n = self.parameters_of(hyper, ctx)
         mean = anchors * mean_a + (1 - anchors) * mean_n

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from nicodec.models.base import LAMBDA_MAX, LAMBDA_MIN, LEVELS, Pass, Passes, Quantize, VariableRateModel
+from nicodec.models.cost import conv_macs
 from nicodec.models.integer import ONE, IntegerSynthesis
 from nicodec.models.layers import conv, deconv, gdn_analysis, gdn_synthesis
 from nicodec.models.priors import FactorizedDensity, gaussian_likelihood
@@ -72,18 +73,27 @@ class MeanScaleHyperprior(VariableRateModel):
                          **({} if H == N else {"N_hyper": H}))
         self.hyper_channels = H
         self.g_a = gdn_analysis(N, M)
-        self.g_s = gdn_synthesis(N, M)
+        self.g_s = self.new_synthesis(N, M)
         if level_affine:
             self.add_level_affine()
         if res_blocks:
             self.add_residual_blocks(res_blocks)
         self.h_a = nn.Sequential(conv(M, H, 3, 1), nn.LeakyReLU(inplace=True), conv(H, H),
                                  nn.LeakyReLU(inplace=True), conv(H, H))
-        self.h_s = nn.Sequential(deconv(H, M), nn.ReLU(inplace=True), deconv(M, M * 3 // 2),
-                                 nn.ReLU(inplace=True), conv(M * 3 // 2, 2 * M, 3, 1))
+        self.h_s = self.new_hyper_synthesis(H, M)
         self.z_prior = FactorizedDensity(H)
         # share of the rate's gradient each latent channel passes back to the encoder (training)
         self.register_buffer("rate_grad", torch.ones(M), persistent=False)
+
+    @staticmethod
+    def new_synthesis(N: int, M: int) -> nn.Sequential:
+        return gdn_synthesis(N, M)
+
+    @staticmethod
+    def new_hyper_synthesis(H: int, M: int) -> nn.Sequential:
+        """z_hat -> fixed-point (mean, scale) of the latent, 2M channels."""
+        return nn.Sequential(deconv(H, M), nn.ReLU(inplace=True), deconv(M, M * 3 // 2),
+                             nn.ReLU(inplace=True), conv(M * 3 // 2, 2 * M, 3, 1))
 
     def rate_input(self, y: torch.Tensor) -> torch.Tensor:
         """A zero whose gradient takes back from the encoder all but `rate_grad` of the rate's
@@ -98,6 +108,12 @@ class MeanScaleHyperprior(VariableRateModel):
         y_lik_in, residual_hat = quantize(y - mean)
         x_hat = self.synthesize(residual_hat + mean, t)
         return self.bits(y_lik_in + self.rate_input(y), scale, z_lik_in) | {"x_hat": x_hat}
+
+    def decoder_macs(self, height: int = 256, width: int = 256) -> dict[str, float]:
+        z_stride = 4 * self.latent_stride
+        z = torch.zeros(1, self.hyper_channels, height // z_stride, width // z_stride)
+        macs = conv_macs(self.h_s, lambda: self.h_s(z))
+        return super().decoder_macs(height, width) | {"hyper-synthesis": macs / (height * width)}
 
     def bits(self, residual: torch.Tensor, scale: torch.Tensor, z: torch.Tensor) -> dict[str, torch.Tensor]:
         """Bits per sample of the quantized latent residual and hyper-latent."""

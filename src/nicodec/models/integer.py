@@ -7,13 +7,23 @@ integer below 2**53, so the result is exact whatever the summation order, thread
 width or BLAS. Rescaling is a floor-division by a power of two, also exact. Clamps bound the
 magnitudes so the 2**53 guarantee holds for any input, not just typical ones.
 
-`__call__` is the plain reference evaluation. The codec runs the same arithmetic in cheaper forms
-that give identical integers (tests compare them): `stages` for windows of a convolution stack
-(row bands, so memory stays bounded), `rows` for a stack of 1x1 convolutions as matrix products
-on just the positions that need them.
+A layer may instead take its input on an 8-bit grid (`eight_bit`, trained quantization-aware:
+the float layer sees the same grid through a straight-through rounding). Its weights then get as
+many fractional bits (at most WEIGHT_BITS) as keep every partial sum below 2**24, which the loader
+checks again: such a layer runs in float32, about twice as fast and just as exact, on any
+machine, in any summation order (a file that breaks the bound still decodes, in float64).
+
+`__call__` is the plain reference evaluation, in float64. The codec runs the same arithmetic in
+cheaper forms that give identical integers (tests compare them): `stages` for windows of a
+convolution stack (row bands, so memory stays bounded), `rows` for a stack of 1x1 convolutions as
+matrix products on just the positions that need them. Float32 layers run only as matrix products
+(a convolution library may pick Winograd, whose transforms are not integer), gathered or
+scattered by `unfold`/`fold`.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +38,42 @@ WEIGHT_LIMIT = (1 << 15) - 1  # |integer weight| fits int16 (|w| < 8)
 ACT_LIMIT = 1 << 24  # |integer activation| <= 2**24 (|a| < 65536)
 # per output: fan-in * 2**15 * 2**24 must stay below 2**53, so fan-in <= 2**14
 MAX_FAN_IN = 1 << 14
+FLOAT32_EXACT = 1 << 24  # integers, and sums of integers, below this are exact in float32
+GRID_REACH = 1 << 20  # |activation| beyond which every 8-bit grid is at its limit (2**12 >= 255)
+
+
+@dataclass(frozen=True)
+class EightBit:
+    """An input grid: values k * 2**-fraction with k in 0..255 (unsigned) or -127..127."""
+
+    fraction: int
+    signed: bool
+
+    @property
+    def limit(self) -> int:
+        return 127 if self.signed else 255
+
+    def clamp(self, k: torch.Tensor) -> torch.Tensor:
+        return k.clamp(-self.limit if self.signed else 0, self.limit)
+
+    def fake(self, x: torch.Tensor) -> torch.Tensor:
+        """Training: x on the grid, rounding straight through (the twin's `take`, in float)."""
+        k = x * (1 << self.fraction)
+        return self.clamp(k + (torch.floor(k + 0.5) - k).detach()) / (1 << self.fraction)
+
+    def take(self, a: torch.Tensor) -> torch.Tensor:
+        """Decoding: a fixed-point activation (units 2**-ACT_BITS) as its grid integer k, in a's
+        dtype. Exact in float32 too: a is first bounded by 2**20 (which still lands on the limit),
+        so a + 0.5 grid steps is an integer below 2**24 times a power of two."""
+        k = a.clamp(-GRID_REACH, GRID_REACH) * 2.0 ** (self.fraction - ACT_BITS) + 0.5
+        return self.clamp(k.floor_())
+
+
+def eight_bit(layer: nn.Module, fraction: int, signed: bool) -> nn.Module:
+    """`layer` with its input on an 8-bit grid, in training (a forward pre-hook) and decoding."""
+    layer.grid = EightBit(fraction, signed)
+    layer.register_forward_pre_hook(lambda m, args: (m.grid.fake(args[0]), *args[1:]))
+    return layer
 
 
 def _conv_layers(seq: nn.Sequential) -> list[tuple[nn.Module, bool]]:
@@ -43,32 +89,85 @@ def _conv_layers(seq: nn.Sequential) -> list[tuple[nn.Module, bool]]:
     return layers
 
 
+def _bound(weight: torch.Tensor, bias: torch.Tensor, grid: EightBit, transposed: bool) -> float:
+    """The largest |partial sum| any input on `grid` can give: per output channel, the weights'
+    absolute sum (over every tap, a safe excess for a transposed convolution) times the largest
+    input, plus the bias."""
+    per_output = weight.abs().sum(dim=(0, 2, 3) if transposed else (1, 2, 3))
+    return float((per_output * grid.limit + bias.abs()).max())
+
+
+@dataclass
+class Layer:
+    """One integer layer: its weights (integer-valued float64), input grid and arithmetic."""
+
+    module: nn.Module
+    weight: torch.Tensor
+    bias: torch.Tensor
+    relu: bool
+    grid: EightBit | None  # None: the whole fixed-point input (clamped, float64)
+    weight_bits: int
+
+    def __post_init__(self) -> None:
+        transposed = isinstance(self.module, nn.ConvTranspose2d)
+        exact32 = (self.grid is not None
+                   and _bound(self.weight, self.bias, self.grid, transposed) < FLOAT32_EXACT)
+        self.dtype = torch.float32 if exact32 else torch.float64
+        # output units: accumulator 2**-(weight_bits + input fraction) -> activation 2**-ACT_BITS
+        fraction = self.grid.fraction if self.grid else ACT_BITS
+        self.rescale = 2.0 ** (ACT_BITS - self.weight_bits - fraction)
+        # float32 out too, where no output can reach 2**24 (the accumulator is only scaled down)
+        self.out_dtype = torch.float32 if exact32 and self.rescale <= 1 else torch.float64
+        self.fast_weight = self.weight.to(self.dtype)
+        self.fast_bias = self.bias.to(self.dtype)
+
+    def take(self, a: torch.Tensor) -> torch.Tensor:
+        """The layer's input from a fixed-point activation."""
+        return self.grid.take(a) if self.grid else clamp(a)
+
+    def give(self, acc: torch.Tensor) -> torch.Tensor:
+        """The fixed-point activation from the accumulator (float64, or float32 where exact)."""
+        a = acc.to(self.out_dtype).mul_(self.rescale).floor_()
+        return a.clamp_min_(0) if self.relu else a
+
+
 class IntegerSynthesis:
     """Fixed-point evaluation of `seq` from integer weights (see module docstring)."""
 
     def __init__(self, seq: nn.Sequential, tensors: dict[str, torch.Tensor]) -> None:
-        self.layers = []
+        self.layers: list[Layer] = []
         for i, (m, relu) in enumerate(_conv_layers(seq)):
             w = tensors[f"{i}.weight"].double()
             b = tensors[f"{i}.bias"].double()
+            bits = int(tensors.get(f"{i}.weight_bits", torch.tensor(WEIGHT_BITS)))
             fan_in = w[0].numel() if isinstance(m, nn.Conv2d) else w[:, 0].numel()
-            if fan_in > MAX_FAN_IN or w.abs().max() > WEIGHT_LIMIT:
+            if fan_in > MAX_FAN_IN or w.abs().max() > WEIGHT_LIMIT or not 0 <= bits <= WEIGHT_BITS:
                 raise ValueError("integer network exceeds its exactness bounds")
-            self.layers.append((m, w, b, relu))
+            self.layers.append(Layer(m, w, b, relu, getattr(m, "grid", None), bits))
         # 1x1 layers as [in, out] matrices for `rows`
-        self.matrices = [(w.flatten(1).T.contiguous(), b, relu) for m, w, b, relu in self.layers
-                         if w.shape[2:] == (1, 1)]
+        self.matrices = [layer for layer in self.layers if layer.weight.shape[2:] == (1, 1)]
+        for layer in self.matrices:
+            layer.matrix = layer.fast_weight.flatten(1).T.contiguous()
 
     @staticmethod
     def quantize(seq: nn.Sequential) -> dict[str, torch.Tensor]:
-        """Integer weights and biases of a trained float stack (done once, at export)."""
+        """Integer weights and biases of a trained float stack (done once, at export). A layer on
+        an 8-bit grid gets the most weight bits that keep it exact in float32."""
         out = {}
         for i, (m, _) in enumerate(_conv_layers(seq)):
-            weight = getattr(m, "effective_weight", m.weight)  # masked convs quantize their mask
-            w = torch.round(weight.detach().double() * (1 << WEIGHT_BITS))
-            b = torch.round(m.bias.detach().double() * (1 << (WEIGHT_BITS + ACT_BITS)))
-            out[f"{i}.weight"] = w.clamp(-WEIGHT_LIMIT, WEIGHT_LIMIT).to(torch.int16)
+            weight = getattr(m, "effective_weight", m.weight).detach().double()  # masked: its mask
+            grid = getattr(m, "grid", None)
+            fraction = grid.fraction if grid else ACT_BITS
+            for bits in range(WEIGHT_BITS, -1, -1):
+                w = torch.round(weight * (1 << bits)).clamp(-WEIGHT_LIMIT, WEIGHT_LIMIT)
+                b = torch.round(m.bias.detach().double() * 2.0 ** (bits + fraction))
+                transposed = isinstance(m, nn.ConvTranspose2d)
+                if grid is None or _bound(w, b, grid, transposed) < FLOAT32_EXACT:
+                    break
+            out[f"{i}.weight"] = w.to(torch.int16)
             out[f"{i}.bias"] = b.to(torch.int64)
+            if grid is not None:
+                out[f"{i}.weight_bits"] = torch.tensor(bits)
         return out
 
     @staticmethod
@@ -77,38 +176,37 @@ class IntegerSynthesis:
         out = {}
         for i, (m, _) in enumerate(_conv_layers(seq)):
             name = next(k for k, v in seq.named_children() if v is m)
-            out[f"{name}.weight"] = tensors[f"{i}.weight"].float() / (1 << WEIGHT_BITS)
-            out[f"{name}.bias"] = tensors[f"{i}.bias"].double().div(
-                1 << (WEIGHT_BITS + ACT_BITS)).float()
+            bits = int(tensors.get(f"{i}.weight_bits", torch.tensor(WEIGHT_BITS)))
+            grid = getattr(m, "grid", None)
+            fraction = grid.fraction if grid else ACT_BITS
+            out[f"{name}.weight"] = tensors[f"{i}.weight"].float() / (1 << bits)
+            out[f"{name}.bias"] = tensors[f"{i}.bias"].double().div(2.0 ** (bits + fraction)).float()
         return out
 
     def __call__(self, x: torch.Tensor, fixed_point: bool = False) -> torch.Tensor:
         """Output in units of 2**-ACT_BITS, from an integer-valued input (e.g. the decoded
         hyper-latent) or, with `fixed_point`, from an input already in those units."""
         a = x.double() if fixed_point else x.double() * (1 << ACT_BITS)
-        for m, w, b, relu in self.layers:
-            a = clamp(a)
+        for layer in self.layers:
+            m = layer.module
             if isinstance(m, nn.Conv2d):
-                acc = F.conv2d(a, w, b, stride=m.stride, padding=m.padding)
+                acc = F.conv2d(layer.take(a), layer.weight, layer.bias, stride=m.stride, padding=m.padding)
             else:
-                acc = F.conv_transpose2d(a, w, b, stride=m.stride, padding=m.padding,
-                                         output_padding=m.output_padding)
-            a = requantize(acc, relu)
+                acc = F.conv_transpose2d(layer.take(a), layer.weight, layer.bias, stride=m.stride,
+                                         padding=m.padding, output_padding=m.output_padding)
+            a = layer.give(acc).double()
         return a
 
     def stages(self) -> list[Stage]:
         """The stack as stages (`models.stages`) on a fixed-point input: any window of the
         output, computed from just the input it needs, equals that window of `__call__`'s."""
         out = []
-        for m, w, b, relu in self.layers:
-            if isinstance(m, nn.Conv2d):
-                def fn(a, w=w, b=b, m=m, relu=relu):
-                    return requantize(F.conv2d(clamp(a), w, b, stride=m.stride), relu)
-                out.append(Stage(fn, "conv", m.kernel_size[0], m.stride[0], m.padding[0]))
-            else:
-                def fn(a, w=w, b=b, m=m, relu=relu):
-                    return requantize(F.conv_transpose2d(clamp(a), w, b, stride=m.stride), relu)
-                out.append(Stage(fn, "deconv", m.kernel_size[0], m.stride[0], m.padding[0]))
+        for layer in self.layers:
+            m = layer.module
+            kind = "conv" if isinstance(m, nn.Conv2d) else "deconv"
+            def fn(a: torch.Tensor, layer: Layer = layer) -> torch.Tensor:
+                return layer.give(_unpadded(layer, layer.take(a.to(layer.dtype))))
+            out.append(Stage(fn, kind, m.kernel_size[0], m.stride[0], m.padding[0]))
         return out
 
     def rows(self, a: torch.Tensor) -> torch.Tensor:
@@ -116,18 +214,31 @@ class IntegerSynthesis:
 
         The input may have fewer channels than the first layer takes: the missing last ones are
         zero, and their products are skipped."""
-        for i, (w, b, relu) in enumerate(self.matrices):
-            w = w[: a.shape[1]] if i == 0 else w
-            a = requantize(torch.addmm(b, clamp(a), w), relu)
+        for i, layer in enumerate(self.matrices):
+            w = layer.matrix[: a.shape[1]] if i == 0 else layer.matrix
+            a = layer.give(torch.addmm(layer.fast_bias, layer.take(a.to(layer.dtype)), w))
         return a
+
+
+def _unpadded(layer: Layer, a: torch.Tensor) -> torch.Tensor:
+    """The layer's accumulator without padding (`Stage` pads), in its exact dtype: float64
+    convolutions, or float32 matrix products gathered (`unfold`) or scattered (`fold`)."""
+    m, w, b = layer.module, layer.fast_weight, layer.fast_bias
+    transposed = isinstance(m, nn.ConvTranspose2d)
+    if layer.dtype == torch.float64:
+        conv = F.conv_transpose2d if transposed else F.conv2d
+        return conv(a, w, b, stride=m.stride)
+    (kh, kw), (s, _) = m.kernel_size, m.stride
+    n, _, h, wd = a.shape
+    if transposed:  # every input position scatters kernel-size outputs
+        cols = torch.matmul(w.flatten(1).T, a.flatten(2))  # [n, cout * kh * kw, h * wd]
+        out = F.fold(cols, ((h - 1) * s + kh, (wd - 1) * s + kw), (kh, kw), stride=s)
+        return out + b[:, None, None]
+    cols = F.unfold(a, (kh, kw), stride=s)  # [n, cin * kh * kw, outputs]
+    oh, ow = (h - kh) // s + 1, (wd - kw) // s + 1
+    return (torch.matmul(w.flatten(1), cols) + b[:, None]).reshape(n, -1, oh, ow)
 
 
 def clamp(a: torch.Tensor) -> torch.Tensor:
     """Bound activations, so that every product and partial sum stays below 2**53."""
     return a.clamp(-ACT_LIMIT, ACT_LIMIT)
-
-
-def requantize(acc: torch.Tensor, relu: bool) -> torch.Tensor:
-    """Accumulator (units 2**-(WEIGHT_BITS + ACT_BITS)) -> activation (units 2**-ACT_BITS)."""
-    a = torch.floor(acc / (1 << WEIGHT_BITS))
-    return a.clamp_min(0) if relu else a

@@ -186,11 +186,16 @@ def update_manifest(name: str, filename: str, data: bytes, default: bool = True)
     MANIFEST.write_text(json.dumps(m, indent=2) + "\n")
 
 
-@cache
 def load_model(name_or_path: str | None = None) -> InferenceModel:
-    """A shipped model by name (default: the manifest's default) or a model file by path."""
+    """A shipped model by name (default: the manifest's default) or a model file by path; loaded
+    once per process (by name, so the default and its name share one copy)."""
+    return loaded(name_or_path or manifest().get("default"))
+
+
+@cache
+def loaded(key: str | None) -> InferenceModel:
+    """The model of a name or path, cached: what `load_model` returns."""
     m = manifest()
-    key = name_or_path or m.get("default")
     if key in m["models"]:
         entry = m["models"][key]
         data = (WEIGHTS_DIR / entry["file"]).read_bytes()

@@ -5,11 +5,13 @@ from __future__ import annotations
 from nicodec.models.base import VariableRateModel
 from nicodec.models.checkerboard import CheckerboardHyperprior
 from nicodec.models.factorized import FactorizedPrior, SeedAutoencoder
+from nicodec.models.fast import FastCheckerboard
 from nicodec.models.hyperprior import MeanScaleHyperprior
 
 MODELS: dict[str, type[VariableRateModel]] = {
     cls.name: cls
-    for cls in (MeanScaleHyperprior, CheckerboardHyperprior, FactorizedPrior, SeedAutoencoder)
+    for cls in (MeanScaleHyperprior, CheckerboardHyperprior, FastCheckerboard, FactorizedPrior,
+                SeedAutoencoder)
 }
 
 

@@ -1,4 +1,4 @@
-"""Pillow plugin: `Image.open("x.nic")` and `image.save("x.nic", quality=75)`.
+"""Pillow plugin: `Image.open("x.nic")` and `image.save("x.nic", quality=75, model="fast")`.
 
 Importing this module registers the format. Decoding happens on `load()` (Pillow's lazy
 convention), so `Image.open` only parses and verifies the header; the stored ICC profile, EXIF
@@ -40,9 +40,11 @@ class NicImageFile(ImageFile.ImageFile):
 def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
     """`quality=` as for JPEG; `max_bytes=` for the highest quality that fits, `min_psnr=` for the
     smallest file that reaches that PSNR; `metadata=False` leaves out the image's ICC profile, EXIF
-    and XMP; `effort=` 2 or 3 for a slower, smaller file."""
+    and XMP; `effort=` 2 or 3 for a slower, smaller file; `model=` a shipped model's name or a model
+    file (default: the manifest's; `Image.open` finds a shipped model from the file's model id)."""
     fp.write(compress(im, int(im.encoderinfo.get("quality", DEFAULT_QUALITY)),
-                      max_bytes=im.encoderinfo.get("max_bytes"), min_psnr=im.encoderinfo.get("min_psnr"),
+                      model=im.encoderinfo.get("model"), max_bytes=im.encoderinfo.get("max_bytes"),
+                      min_psnr=im.encoderinfo.get("min_psnr"),
                       metadata=bool(im.encoderinfo.get("metadata", True)),
                       effort=int(im.encoderinfo.get("effort", 1))))
 

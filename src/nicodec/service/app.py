@@ -1,10 +1,12 @@
 """FastAPI app: compress, decompress and inspect over HTTP, plus a one-page web demo.
 
 Endpoints take the raw bytes as the request body (no multipart), so `curl --data-binary @x.png`
-works and nothing is buffered twice. Every error is a 4xx/5xx with a one-line JSON body
-`{"error": "..."}`: 400 bad input, 413 too large (by Content-Length before reading, else once the
-capped stream passes MAX_BODY; or over the pixel limit), 422 bad parameters, 503 out of memory,
-504 over the time limit, 500 anything else (no traceback reaches the client).
+works and nothing is buffered twice. `/compress` and `/compare` take `model`, a shipped model's
+name (`GET /models` lists them; default: the manifest's); decoding finds the model from the file.
+Every error is a 4xx/5xx with a one-line JSON body `{"error": "..."}`: 400 bad input (an unknown
+model too), 413 too large (by Content-Length before reading, else once the capped stream passes
+MAX_BODY; or over the pixel limit), 422 bad parameters, 503 out of memory, 504 over the time
+limit, 500 anything else (no traceback reaches the client).
 
 Codec work runs off the event loop in a pool of worker processes (one torch thread each, so
 decoded pixels never depend on how many run), so `GET /` and small requests stay fast while a
@@ -38,7 +40,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from nicodec.bitstream.container import printable
 from nicodec.codec.api import DEFAULT_QUALITY, compress, decompress, info
 from nicodec.codec.image import open_image, save_options, to_planes
-from nicodec.models.pretrained import load_model
+from nicodec.models.pretrained import load_model, manifest
 from nicodec.storage.folder import init_worker
 
 MAX_BODY = 64 << 20  # bytes accepted per request
@@ -84,9 +86,11 @@ def _start_pool() -> None:
 
 
 def _init_worker() -> None:
-    """A worker loads the default model once, when it starts, not during someone's request."""
+    """A worker loads the default model once, when it starts, not during someone's request; by
+    name, as requests and `find_model` ask for it, so the cache holds one copy. Other models load
+    on their first request (`load_model` is cached)."""
     init_worker()
-    load_model()
+    load_model(manifest()["default"])
 
 
 @asynccontextmanager
@@ -170,46 +174,71 @@ def page() -> str:
     return PAGE.read_text()
 
 
+@app.get("/models")
+def models_endpoint() -> dict:
+    """The shipped models a request's `model` may name, and the one used without it (the page's
+    model menu)."""
+    shipped = manifest()
+    return {"default": shipped["default"], "models": sorted(shipped["models"])}
+
+
+def _shipped(model: str | None) -> str:
+    """The shipped model a request names (None: the manifest's default), checked before any work
+    so an unknown name is a 400, and never a path: `load_model` would open a file by path."""
+    shipped = manifest()
+    name = shipped["default"] if model is None else model
+    if name not in shipped["models"]:
+        raise HTTPException(400, f"unknown model '{name}' (shipped: "
+                                 f"{', '.join(sorted(shipped['models'])) or 'none'})")
+    return name
+
+
 @app.post("/compress")
 async def compress_endpoint(request: Request, quality: int = Query(DEFAULT_QUALITY, ge=1, le=100),
                             size: int | None = Query(None, gt=0), psnr: float | None = Query(None, gt=0),
-                            strip: bool = False) -> Response:
+                            strip: bool = False, model: str | None = None) -> Response:
     """Image bytes in (PNG, JPEG, WebP, ...), .nic bytes out; stats in X-Nicodec-* headers.
     `size` replaces `quality` with the highest quality whose file fits in that many bytes, `psnr`
     with the lowest quality (the smallest file) whose PSNR reaches that many dB;
-    `strip` drops the ICC profile, EXIF and XMP (e.g. a phone photo's GPS position)."""
+    `strip` drops the ICC profile, EXIF and XMP (e.g. a phone photo's GPS position);
+    `model` names the shipped model (`GET /models`)."""
+    name = _shipped(model)
     raw = await _body(request)
     start = time.perf_counter()
-    data, (w, h) = await _in_worker(_compress, raw, quality, size, strip, psnr, settings.max_pixels)
+    data, (w, h) = await _in_worker(_compress, raw, quality, size, strip, psnr, settings.max_pixels, name)
+    header = info(data)
     headers = {"X-Nicodec-Width": str(w), "X-Nicodec-Height": str(h),
-               "X-Nicodec-Quality": str(info(data)["quality"]),
+               "X-Nicodec-Quality": str(header["quality"]), "X-Nicodec-Model-Id": header["model_id"],
                "X-Nicodec-Bpp": f"{8 * len(data) / (w * h):.4f}",
                "X-Nicodec-Encode-Seconds": f"{time.perf_counter() - start:.3f}"}
     return Response(data, media_type=NIC_TYPE, headers=headers)
 
 
 def _compress(raw: bytes, quality: int, size: int | None, strip: bool,
-              psnr: float | None, max_pixels: int) -> tuple[bytes, tuple[int, int]]:
+              psnr: float | None, max_pixels: int, model: str) -> tuple[bytes, tuple[int, int]]:
     """In a worker: the .nic bytes of an image file, and its size."""
     image = open_image(raw)
     w, h = image.size
     if w * h > max_pixels:
         raise ValueError(f"image too large ({w}x{h} = {w * h:,} pixels, over this service's "
                          f"limit of {max_pixels:,})")
-    return compress(image, quality, max_bytes=size, metadata=not strip, min_psnr=psnr), (w, h)
+    return compress(image, quality, model=model, max_bytes=size, metadata=not strip,
+                    min_psnr=psnr), (w, h)
 
 
 @app.post("/compare")
 async def compare_endpoint(request: Request, quality: int = Query(DEFAULT_QUALITY, ge=1, le=100),
-                           size: int | None = Query(None, gt=0)) -> dict:
-    """The web page's view: nicodec at `quality` (or the highest that fits in `size` bytes) beside
-    JPEG, WebP and AVIF at the same file size (`eval.compare`), each with its bytes, bpp, PSNR and
-    decoded pixels (base64 PNG), and the .nic file (base64). Metadata is left out, as the others'."""
+                           size: int | None = Query(None, gt=0), model: str | None = None) -> dict:
+    """The web page's view: nicodec (shipped `model`) at `quality` (or the highest that fits in
+    `size` bytes) beside JPEG, WebP and AVIF at the same file size (`eval.compare`), each with its
+    bytes, bpp, PSNR and decoded pixels (base64 PNG), and the .nic file (base64). Metadata is left
+    out, as the others'."""
     from nicodec.eval.compare import panels
 
+    name = _shipped(model)
     image = open_image(await _body(request))
-    data = compress(image, quality, max_bytes=size, metadata=False)
-    items = panels(to_planes(image).rgb, quality, data=data)
+    data = compress(image, quality, model=name, max_bytes=size, metadata=False)
+    items = panels(to_planes(image).rgb, quality, name, data=data)
     w, h = image.size
 
     def png(pixels: np.ndarray) -> str:

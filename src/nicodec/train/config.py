@@ -35,8 +35,9 @@ class TrainConfig:
     out: str = "runs/default"  # run folder: checkpoint, logs, exported weights
     cache: str = ".cache/crops"  # uint8 crop cache (cut once from `data`)
     model: str = "hyperprior"  # model name from the zoo
-    model_config: dict[str, Any] = field(default_factory=dict)  # e.g. {N = 128, M = 192}
+    model_config: dict[str, Any] = field(default_factory=dict)  # model constructor settings (N, M, levels...)
     init: str = ""  # start from these weights (safetensors) instead of random
+    network_lr_scale: dict[str, float] = field(default_factory=dict)  # lr factor by sub-network (0 freezes)
     crop: int = 128  # training crop size (random sub-crops of the cached crops)
     cache_crop: int = 256  # size of the cached crops
     crops_per_image: int = 4  # cached crops per training image

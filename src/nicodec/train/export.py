@@ -114,8 +114,9 @@ def codec_figures(dataset: Path, qualities: tuple[int, ...] = FIGURE_QUALITIES,
 
 def export(checkpoint: Path, out: Path | None = None, ship: bool = True,
            figures_dataset: Path | None = None, card: Path = CARD, weights: str = "auto",
-           cache: PointCache | None = None) -> Path:
-    """Write inference weights; with `ship`, into the package, updating manifest and card."""
+           cache: PointCache | None = None, default: bool = True) -> Path:
+    """Write inference weights; with `ship`, into the package, updating manifest and card (and,
+    with `default`, making it the model that `compress` uses unless told otherwise)."""
     model, info = load_checkpoint_model(checkpoint, weights)
     data = pretrained.to_bytes(model, {k: info[k] for k in ("step", "wall_s", "cpu_s")})
     name = model.name
@@ -126,8 +127,8 @@ def export(checkpoint: Path, out: Path | None = None, ship: bool = True,
     tmp.write_bytes(data)
     tmp.replace(out)
     if ship:
-        pretrained.update_manifest(name, out.name, data)
-        pretrained.load_model.cache_clear()
+        pretrained.update_manifest(name, out.name, data, default)
+        pretrained.loaded.cache_clear()
         cfg = info["config"]
         entry = {
             "model": name, "file": out.name, "sha256": hashlib.sha256(data).hexdigest(),
@@ -142,15 +143,15 @@ def export(checkpoint: Path, out: Path | None = None, ship: bool = True,
             "figures_dataset": str(figures_dataset or ""),
             "kodak": codec_figures(figures_dataset, cache=cache) if figures_dataset else {},
         }
-        write_card(card, entry)
+        write_card(card, entry, default)
     return out
 
 
-def write_card(card: Path, entry: dict) -> None:
-    """Replace the model's block in the card (between markers), keeping the rest by hand. An
-    exported model becomes the default: its heading says so, the previous default's no longer."""
+def write_card(card: Path, entry: dict, default: bool = True) -> None:
+    """Replace the model's block in the card (between markers), keeping the rest by hand. A model
+    exported as the default says so in its heading, and the previous default's no longer."""
     start, end = f"<!-- model:{entry['model']} -->", f"<!-- /model:{entry['model']} -->"
-    lines = [start, f"## `{entry['model']}` (default)", "",
+    lines = [start, f"## `{entry['model']}`" + (" (default)" if default else ""), "",
              f"- weights: `src/nicodec/weights/{entry['file']}`, sha256 `{entry['sha256']}`",
              f"- exported {entry['exported']} after **{entry['steps']} steps**, "
              f"{entry['wall_hours']} wall-hours, **{entry['cpu_hours']} CPU-hours**; "
@@ -170,7 +171,8 @@ def write_card(card: Path, entry: dict) -> None:
     lines.append(end)
     block = "\n".join(lines)
     text = card.read_text() if card.exists() else "# Model card\n\n"
-    text = re.sub(r"^(## `[^`]+`) \(default\)$", r"\1", text, flags=re.MULTILINE)
+    if default:
+        text = re.sub(r"^(## `[^`]+`) \(default\)$", r"\1", text, flags=re.MULTILINE)
     if start in text and end in text:
         text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
     else:

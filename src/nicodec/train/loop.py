@@ -89,6 +89,11 @@ def _regrid_gains(state: dict[str, torch.Tensor], old: Ladder, new: Ladder) -> N
             state[name] = regrid(state[name], old, new)
 
 
+def _network_of(key: str) -> str:
+    """The top-level sub-network a model file's tensor belongs to (integer twins included)."""
+    return key.split(".")[1] if key.startswith("codec.") else key.split(".")[0]
+
+
 def psnr(mse: float) -> float:
     return 10 * math.log10(1 / max(mse, 1e-12))
 
@@ -129,6 +134,9 @@ class Trainer:
         if cfg.wake_channels and not (self.model.entropy == "hyperprior"
                                       and cfg.wake_channels < self.model.config["M"]):
             raise ValueError("wake_channels needs a hyperprior model with more latent channels")
+        for name, scale in cfg.network_lr_scale.items():
+            if scale == 0:
+                getattr(self.model, name).requires_grad_(False)
         self.optimizer = self._optimizer()
         self.segment_start = 0  # step at which this process started training (see _lr_factor)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
@@ -174,12 +182,19 @@ class Trainer:
         """The level-affine tables learn `affine_lr_scale` times faster: each row is reached by
         only the samples near its level, and they are few (2 x 11 x 384 per transform). Residual
         blocks learn `res_lr_scale` times faster: added to a trained model, they start from
-        nothing while the rest is being fine-tuned."""
-        named = dict(self.model.named_parameters())
-        tables = [named[n] for n in AFFINE_TABLES if n in named]
-        blocks = [p for n, p in named.items() if n.split(".")[0] in RES_BLOCKS]
-        taken = {id(p) for p in tables + blocks}
+        nothing while the rest is being fine-tuned. A sub-network named in `network_lr_scale`
+        learns at that factor instead (0: not at all), e.g. a warm-started encoder beside a fresh
+        decoder."""
+        named = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
+        scaled = {name: [p for n, p in named.items() if n.split(".")[0] == name]
+                  for name, scale in self.cfg.network_lr_scale.items() if scale}
+        taken = {id(p) for params in scaled.values() for p in params}
+        tables = [named[n] for n in AFFINE_TABLES if n in named and id(named[n]) not in taken]
+        blocks = [p for n, p in named.items() if n.split(".")[0] in RES_BLOCKS and id(p) not in taken]
+        taken |= {id(p) for p in tables + blocks}
         groups = [{"params": [p for p in named.values() if id(p) not in taken], "lr_scale": 1.0}]
+        groups += [{"params": params, "lr_scale": self.cfg.network_lr_scale[name]}
+                   for name, params in scaled.items() if params]
         if tables:
             groups.append({"params": tables, "lr_scale": self.cfg.affine_lr_scale})
         if blocks:
@@ -210,6 +225,8 @@ class Trainer:
         narrower model (N, M) is widened without changing what it computes (`models/widen.py`).
         """
         meta, tensors = file_metadata(path), load_file(path)
+        if self.model.inherits is not None and meta.get("model") != self.model.name:
+            tensors = {k: v for k, v in tensors.items() if _network_of(k) in self.model.inherits}
         config = json.loads(meta["config"])
         if not can_widen(config, self.model.config):
             raise ValueError(f"--init {path}: its architecture {config} does not fit this run's "
