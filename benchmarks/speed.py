@@ -1,6 +1,6 @@
 """Speed and memory of nicodec and the baselines at quality 75, with 1 and 2 threads.
 
-    python benchmarks/speed.py [--limit N] [--big | --no-big] [--threads 1,2] [--out benchmarks/results]
+    python benchmarks/speed.py [--limit N] [--big 24,48 | --no-big] [--threads 1,2] [--out benchmarks/results]
                                [--codecs nicodec,nicodec:fast,jpeg-420,webp,avif,jxl]
 
 Each (image set, codec, threads, encode|decode) runs in its own subprocess, so the peak RSS it reports
@@ -28,7 +28,12 @@ import numpy as np
 QUALITY = 75
 CODECS = ("nicodec", "jpeg-420", "webp", "avif", "jxl")
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
-BIG_SIZE = (6000, 4000)  # 24 megapixels
+
+
+def big_size(megapixels: int) -> tuple[int, int]:
+    """A 3:2 image of about this many megapixels, sides multiples of 16 (24 -> 6000 x 4000)."""
+    h = round((megapixels * 1e6 / 1.5) ** 0.5 / 16) * 16
+    return round(h * 1.5 / 16) * 16, h
 
 
 def _codec(name: str, model: str | None):
@@ -128,8 +133,8 @@ def _run_worker(mode: str, name: str, threads: int, images: list[Path], work: Pa
     return json.loads(done.stdout.splitlines()[-1])
 
 
-def _prepare(kodak: Path, limit: int, big: bool, work: Path) -> dict[str, list[Path]]:
-    """Images as .npy (fast to load, so loading never dominates); the 24 MP one is a Kodak mosaic."""
+def _prepare(kodak: Path, limit: int, big: list[int], work: Path) -> dict[str, list[Path]]:
+    """Images as .npy (fast to load, so loading never dominates); the big ones are Kodak mosaics."""
     from PIL import Image
 
     paths = sorted(kodak.glob("*.png"))
@@ -140,15 +145,15 @@ def _prepare(kodak: Path, limit: int, big: bool, work: Path) -> dict[str, list[P
         with Image.open(p) as im:
             np.save(work / f"{p.stem}.npy", np.asarray(im.convert("RGB")))
         sets["kodak"].append(work / f"{p.stem}.npy")
-    if big:
-        w, h = BIG_SIZE
+    for megapixels in big:
+        w, h = big_size(megapixels)
         mosaic = Image.new("RGB", (w, h))
         tile_w, tile_h = 768, 512  # Kodak portraits are resized into landscape tiles
         for i, (x, y) in enumerate((x, y) for y in range(0, h, tile_h) for x in range(0, w, tile_w)):
             with Image.open(paths[i % len(paths)]) as im:
                 mosaic.paste(im.convert("RGB").resize((tile_w, tile_h), Image.Resampling.LANCZOS), (x, y))
-        np.save(work / "mosaic24mp.npy", np.asarray(mosaic))
-        sets["24mp"] = [work / "mosaic24mp.npy"]
+        np.save(work / f"mosaic{megapixels}mp.npy", np.asarray(mosaic))
+        sets[f"{megapixels}mp"] = [work / f"mosaic{megapixels}mp.npy"]
     return sets
 
 
@@ -186,8 +191,8 @@ def _split_table(rows: list[dict]) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--limit", type=int, default=24, help="Kodak images to use (default 24)")
-    ap.add_argument("--big", action=argparse.BooleanOptionalAction, default=True,
-                    help="also the generated 24-megapixel image (slow; default on)")
+    ap.add_argument("--big", default="24", help="also generated mosaics of these megapixels (default 24)")
+    ap.add_argument("--no-big", dest="big", action="store_const", const="", help="no big image")
     ap.add_argument("--threads", default="1,2", help="thread counts to measure (default 1,2)")
     ap.add_argument("--codecs", default=",".join(CODECS), help=f"default {','.join(CODECS)}")
     ap.add_argument("--kodak", type=Path, default=KODAK, help=f"Kodak folder (default {KODAK})")
@@ -198,8 +203,11 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="nicodec-speed-") as tmp:
         work = Path(tmp)
-        sets = _prepare(args.kodak, args.limit, args.big, work)
+        big = [int(m) for m in args.big.split(",") if m]
+        sets = _prepare(args.kodak, args.limit, big, work)
         for set_name, images in sets.items():
+            if not images:  # --limit 0: the big images only
+                continue
             for name in args.codecs.split(","):
                 for t in threads:
                     row = {"set": set_name, "codec": name, "threads": t}
@@ -208,7 +216,7 @@ def main() -> int:
                     rows.append(row)
                     print(_table([row]).splitlines()[-1], flush=True)
     table = _table(rows) + _split_table(rows)
-    big = f"{BIG_SIZE[0]}x{BIG_SIZE[1]} Kodak mosaic" if args.big else None
+    big = ", ".join("{}x{} Kodak mosaic".format(*big_size(m)) for m in big) or None
     meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "quality": QUALITY,
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "python": platform.python_version(),
             "kodak_images": args.limit, "big": big,

@@ -81,7 +81,7 @@ def _compare(m, z_hat, shape, seed):
     reference = _reference_passes(m, z_hat, symbols_a)
     fast = _fast_passes(m, z_hat, shape, symbols_a, symbols_n)
     for (mean, scale), (fmean, fscale, findex) in zip(reference, fast, strict=True):
-        assert torch.equal(mean, fmean) and torch.equal(scale, fscale)
+        assert torch.equal(mean, fmean) and torch.equal(scale.float(), fscale)  # float32: estimates
         assert np.array_equal(m.twin.index(scale).numpy(), findex)
     return fast
 

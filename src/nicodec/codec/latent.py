@@ -75,12 +75,26 @@ def _hyper_latent(model: InferenceModel, y: torch.Tensor) -> torch.Tensor | None
     return torch.round(model.net.h_a(y)) if model.z_tables is not None else None
 
 
+RESIDUALS_AT_ONCE = 1 << 20  # symbols computed per step: bounds the float64 temporaries
+
+
+def _residuals(values: torch.Tensor, mean: torch.Tensor) -> np.ndarray:
+    """The symbols round(y - mean) of a pass (int64), a million at a time."""
+    out = torch.empty(len(values), dtype=torch.int64)
+    for i in range(0, len(values), RESIDUALS_AT_ONCE):
+        part = slice(i, i + RESIDUALS_AT_ONCE)
+        out[part] = torch.round(values[part].double() - mean[part] / ONE)
+    return out.numpy()
+
+
 def _drive(passes: Passes, code_pass) -> torch.Tensor:
     """Run a twin's passes: code_pass(number, pass) returns that pass's symbols; returns y_hat."""
     step, number = next(passes), 0
     while True:
+        symbols = code_pass(number, step)
+        del step  # a pass's tables and means go as soon as its symbols are coded (memory)
         try:
-            step = passes.send(code_pass(number, step))
+            step = passes.send(symbols)
         except StopIteration as done:
             return done.value
         number += 1
@@ -103,7 +117,7 @@ def encode_latent(model: InferenceModel, y: torch.Tensor) -> list[Section]:
         sections += _coded(Kind.Z, Kind.Z_ESCAPES, z_words, z_esc)
 
     def code_pass(number, step):
-        symbols = torch.round(y[0][step.where].double() - step.mean / ONE).long().numpy()
+        symbols = _residuals(y[0][step.where], step.mean)
         sections.extend(_coded(*PASS_KINDS[number], *coder.encode(symbols, step.index, model.y_tables)))
         return symbols
 

@@ -64,13 +64,14 @@ CHUNK = 1 << 16  # symbols decoded between checks that the stream has not run ou
 
 
 def decode(payload: bytes, escape_stream: bytes, index: np.ndarray, tables: TableSet) -> np.ndarray:
-    """Inverse of `encode`, given the same table index of every symbol."""
+    """Inverse of `encode`, given the same table index of every symbol: int32 symbols (int64 if
+    an escape needs it)."""
     if len(payload) % 4:
         raise ValueError("corrupt payload: length is not a whole number of words")
     words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
     coder = constriction.stream.stack.AnsCoder(words)
     order, starts = _groups(index, len(tables.models))
-    sorted_values = np.empty(len(index), dtype=np.int64)
+    out = np.empty(len(index), dtype=np.int32)  # each run goes straight to its positions
     escape_runs = []
     needed = np.diff(starts) * tables.min_bits  # the fewest bits each table's run can cost
     for k, model in enumerate(tables.models):
@@ -78,18 +79,17 @@ def decode(payload: bytes, escape_stream: bytes, index: np.ndarray, tables: Tabl
         if not n:
             continue
         off = tables.offsets[k]
-        coded = np.empty(n, np.int64)
         for i in range(0, n, CHUNK):  # a header claiming more symbols than the stream holds
             left = needed[k + 1:].sum() + (n - i) * tables.min_bits[k]
             if left > coder.num_valid_bits() + SLACK_BITS:
                 raise ValueError("corrupt payload: the stream ends before its symbols")
-            coded[i:i + CHUNK] = coder.decode(model, int(min(CHUNK, n - i)))
-        esc = coded == 2 * off + 1
-        sorted_values[starts[k] : starts[k + 1]] = coded - off
-        escape_runs.append(starts[k] + np.flatnonzero(esc))
+            where = order[starts[k] + i : starts[k] + min(i + CHUNK, n)]
+            coded = coder.decode(model, len(where))
+            out[where] = coded - off  # |symbol| <= offset: int32, only escapes may need more
+            escape_runs.append(where[coded == 2 * off + 1])
     positions = np.concatenate(escape_runs) if escape_runs else np.zeros(0, np.int64)
     escaped = read_varints(escape_stream, len(positions))
-    sorted_values[positions] = escaped
-    out = np.empty_like(sorted_values)
-    out[order] = sorted_values
+    if len(escaped) and np.abs(escaped).max() > np.iinfo(np.int32).max:
+        out = out.astype(np.int64)
+    out[positions] = escaped
     return out

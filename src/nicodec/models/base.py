@@ -99,7 +99,7 @@ class Pass:
 
 
 Passes = Generator[Pass, np.ndarray, torch.Tensor]
-"""Yields each pass, receives its symbols (int64, coding order), returns the latent y_hat
+"""Yields each pass, receives its integer symbols (coding order), returns the latent y_hat
 (float32 [1, M, H, W]) once every pass is done."""
 
 class VariableRateModel(nn.Module):

@@ -12,13 +12,16 @@ begins exactly where that hyperprior is and only has to learn what the context a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from nicodec.models.base import LAMBDA_MAX, LAMBDA_MIN, LEVELS, Pass, Passes, Quantize
 from nicodec.models.hyperprior import HyperpriorTwin, MeanScaleHyperprior
-from nicodec.models.integer import ONE, IntegerSynthesis
+from nicodec.models.integer import FLOAT32_EXACT, ONE, IntegerSynthesis
 from nicodec.models.layers import conv
 
 
@@ -54,8 +57,8 @@ class CheckerboardTwin(HyperpriorTwin):
 
     Anchors: the entropy network on the anchor positions, its context input zero (so only the
     hyperprior half of its first layer is multiplied). Non-anchors: the masked context only at
-    non-anchor positions and only on its 12 live taps, as one matrix product, then the entropy
-    network on those positions. Identical integers to the reference evaluation of whole-latent
+    non-anchor positions and only on its 12 live taps (a matrix product per tap, summed), then
+    the entropy network on those positions. Identical integers to the reference evaluation of whole-latent
     convolutions (`IntegerSynthesis.__call__`), for about half the work.
     """
 
@@ -63,7 +66,7 @@ class CheckerboardTwin(HyperpriorTwin):
         super().__init__(integer, thresholds)
         self.context_layer, = integer["context"].layers
         weight = self.context_layer.fast_weight
-        self.context_weight = torch.cat([weight[:, :, i, j].T for i, j in LIVE_TAPS]).contiguous()
+        self.context_weights = [weight[:, :, i, j].T.contiguous() for i, j in LIVE_TAPS]
         self.entropy_net = integer["entropy_net"]
 
     def parameters(self, hyper: torch.Tensor, ctx: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
@@ -78,40 +81,82 @@ class CheckerboardTwin(HyperpriorTwin):
         layer = self.context_layer
         rows = F.pad(anchors[max(r0 - 2, 0):min(r1 + 2, h)].to(layer.dtype),
                      (0, 0, 2, 2, max(2 - r0, 0), max(r1 + 2 - h, 0)))
-        taps = [rows[i:i + r1 - r0, j:j + anchors.shape[1]][where] for i, j in LIVE_TAPS]
-        return layer.give(torch.addmm(layer.fast_bias, torch.cat(taps, 1), self.context_weight))
+        acc = None  # one product per tap, summed in place: no [positions, 12 M] copy
+        for (i, j), weight in zip(LIVE_TAPS, self.context_weights, strict=True):
+            tap = rows[i:i + r1 - r0, j:j + anchors.shape[1]][where]
+            acc = torch.addmm(layer.fast_bias, tap, weight) if acc is None else acc.addmm_(tap, weight)
+        return layer.give(acc)
 
     def passes(self, z_hat: torch.Tensor, shape: torch.Size) -> Passes:
         _, m, h, w = shape
         is_anchor = anchor_mask(h, w)[0, 0].bool()
         bands = self.bands(h, w)
-        first, hyper_n = [], []  # only the non-anchor rows of the hyperprior are kept for pass 2
-        for band in bands:
+        hyper_n = []  # only the non-anchor rows of the hyperprior are kept for pass 2
+
+        def anchor_rows(band: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
             rows = self.hyper(z_hat, band, w)
-            first.append(self.parameters(rows[is_anchor[slice(*band)].reshape(-1)], None))
-            hyper_n.append(rows[~is_anchor[slice(*band)].reshape(-1)])
-            del rows
-        mean_a = torch.cat([mean for mean, _ in first]).T  # [M, anchors]
-        scale = torch.cat([scale for _, scale in first]).T
-        del first
-        symbols = yield Pass(self.index(scale).reshape(-1).numpy(), mean_a.reshape(-1), scale.reshape(-1),
-                             is_anchor.expand(m, h, w))
-        del scale
-        y_a = torch.from_numpy(symbols).double().reshape(m, -1) * ONE + mean_a
-        grid = torch.zeros(h, w, m)  # the context's input fits float32 exactly: |a| <= 2**24
-        grid[is_anchor] = self.context_layer.take(y_a).T.float()
-        second = []
-        for p, (r0, r1) in zip(hyper_n, bands, strict=True):
-            second.append(self.parameters(p, self.context(grid, (r0, r1), ~is_anchor[r0:r1])))
-        mean_n = torch.cat([mean for mean, _ in second]).T
-        scale = torch.cat([scale for _, scale in second]).T
-        symbols = yield Pass(self.index(scale).reshape(-1).numpy(), mean_n.reshape(-1), scale.reshape(-1),
-                             (~is_anchor).expand(m, h, w))
-        y_n = torch.from_numpy(symbols).double().reshape(m, -1) * ONE + mean_n
+            anchors = is_anchor[slice(*band)].reshape(-1)
+            hyper_n.append(_compact(rows[~anchors]))
+            return self.parameters(rows[anchors], None)
+
+        step = self._pass(map(anchor_rows, bands), m, is_anchor)
         y = torch.empty(m, h, w)
-        y[:, is_anchor] = (y_a / ONE).float()
-        y[:, ~is_anchor] = (y_n / ONE).float()
+        grid = torch.zeros(h, w, m)  # the context's input fits float32 exactly: |a| <= 2**24
+        for c, y_a in _latent(step, (yield step)):
+            y[c, is_anchor] = (y_a / ONE).float()
+            grid[is_anchor, c] = self.context_layer.take(y_a).T.float()
+        del step
+
+        def other_rows(i: int) -> tuple[torch.Tensor, torch.Tensor]:
+            (r0, r1), hyper = bands[i], hyper_n[i]
+            hyper_n[i] = None  # each band's rows are freed once used
+            return self.parameters(hyper, self.context(grid, (r0, r1), ~is_anchor[r0:r1]))
+
+        step = self._pass(map(other_rows, range(len(bands))), m, ~is_anchor)
+        grid = None  # read by every band already: freed before the symbols are decoded
+        for c, y_n in _latent(step, (yield step)):
+            y[c, ~is_anchor] = (y_n / ONE).float()
         return y[None]
+
+    def _pass(self, bands: Iterator[tuple[torch.Tensor, torch.Tensor]], m: int,
+              where: torch.Tensor) -> Pass:
+        """A pass from its bands' (mean, scale) rows, laid out in coding order as they come, so
+        only one band's rows exist at a time (memory: the table index is one byte a symbol)."""
+        count = int(where.sum())
+        mean = torch.empty(m, count)  # float32 while that is exact (below 2**24), else float64
+        index = torch.empty(m, count, dtype=torch.uint8)
+        scale = torch.empty(m, count)  # float32: only rate estimates read it; tables come from index
+        start = 0
+        for band_mean, band_scale in bands:
+            part = slice(start, start + band_mean.shape[0])
+            if mean.dtype == torch.float32 and _compact(band_mean).dtype == torch.float64:
+                mean = mean.double()
+            mean[:, part] = band_mean.T
+            index[:, part] = self.index(band_scale).T
+            scale[:, part] = band_scale.T
+            start = part.stop
+        return Pass(index.reshape(-1).numpy(), mean.reshape(-1), scale.reshape(-1),
+                    where.expand(m, *where.shape))
+
+
+LATENT_CHANNELS_AT_ONCE = 32  # float64 temporaries of the reconstructed latent, channels at a time
+
+
+def _latent(step: Pass, symbols: np.ndarray) -> Iterator[tuple[slice, torch.Tensor]]:
+    """The pass's fixed-point latent values (symbols * ONE + mean, float64, [channels, positions])
+    a few channels at a time."""
+    mean = step.mean.reshape(step.where.shape[0], -1)
+    values = torch.from_numpy(symbols).reshape(mean.shape)
+    for c0 in range(0, mean.shape[0], LATENT_CHANNELS_AT_ONCE):
+        c = slice(c0, c0 + LATENT_CHANNELS_AT_ONCE)
+        yield c, values[c].double() * ONE + mean[c]
+
+
+def _compact(rows: torch.Tensor) -> torch.Tensor:
+    """Integer rows in float32 where that is exact (below 2**24), to halve what is kept."""
+    if rows.dtype == torch.float64 and (not rows.numel() or rows.abs().max() < FLOAT32_EXACT):
+        return rows.float()
+    return rows
 
 
 class CheckerboardHyperprior(MeanScaleHyperprior):
