@@ -162,6 +162,15 @@ def test_sigterm_checkpoints_and_stops(tiny_config):
     assert (Path(cfg.out) / "checkpoint.pt").exists() and trainer.step == 0
 
 
+def test_a_time_budget_with_a_progress_bar_trains_and_stops(tiny_config, capsys):
+    """A budgeted run has no step total; its bar (tqdm without a total) must still drive the loop."""
+    cfg = tiny_config(time_budget="3s", progress=True)
+    trainer = Trainer(cfg)
+    trainer.run()
+    assert trainer.step > 0 and (Path(cfg.out) / "checkpoint.pt").exists()
+    assert "step" in capsys.readouterr().err
+
+
 def test_config_validation_and_durations():
     assert parse_duration("2h30m") == 9000 and parse_duration("45s") == 45
     with pytest.raises(ValueError, match="optimizer"):

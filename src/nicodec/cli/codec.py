@@ -251,7 +251,10 @@ def decode(args: argparse.Namespace) -> int:
         work = partial(_decode_job, model=args.model, max_pixels=args.max_pixels, backend=args.backend)
         return _folder(args, {".nic"}, "." + args.format, work)
     out = _output(args, ".png")
-    stats = decode_file(args.input, out, args.model, args.reference, args.max_pixels, args.backend)
+    from nicodec import progress
+
+    with progress.shown(_progress(args)):
+        stats = decode_file(args.input, out, args.model, args.reference, args.max_pixels, args.backend)
     _report(stats, args.json, out != "-")
     return 0
 

@@ -46,7 +46,8 @@ def analyse(model: InferenceModel, x: torch.Tensor | np.ndarray, quality: int,
     source, size = tiling.image_source(x, model.net.downsampling)
     stride = model.net.latent_stride
     compute = resolve(backend).analysis(model, quality_level(model, quality), source, size)
-    return tiling.run_tiles(compute, (size[0] // stride, size[1] // stride), tiling.ANALYSIS_TILE, threads)
+    return tiling.run_tiles(compute, (size[0] // stride, size[1] // stride), tiling.ANALYSIS_TILE, threads,
+                             desc="analysis")
 
 
 def _channel_index(shape: torch.Size) -> np.ndarray:
@@ -168,7 +169,8 @@ def synthesize(model: InferenceModel, y_hat: torch.Tensor, quality: int, size: t
     y_hat = y_hat.contiguous(memory_format=torch.channels_last)
     compute = resolve(backend).synthesis(model, quality_level(model, quality), tiling.tensor_source(y_hat),
                                          tuple(y_hat.shape[2:]))
-    return tiling.run_tiles(compute, size, tiling.SYNTHESIS_TILE, threads, to_pixels=True)
+    return tiling.run_tiles(compute, size, tiling.SYNTHESIS_TILE, threads, to_pixels=True,
+                             desc="synthesis")
 
 
 @torch.no_grad()

@@ -27,6 +27,7 @@ from functools import cache
 import numpy as np
 import torch
 
+from nicodec import progress
 from nicodec.models.stages import Window
 
 SYNTHESIS_TILE = 512  # output pixels per tile side (at most): ~150 MB of activations per tile
@@ -115,10 +116,11 @@ def _one_thread() -> None:
 
 
 def run_tiles(compute: Callable[[Window], torch.Tensor], out_size: tuple[int, int], tile: int,
-              threads: int | None = None, to_pixels: bool = False) -> torch.Tensor | np.ndarray:
+              threads: int | None = None, to_pixels: bool = False, desc: str = "tiles"
+              ) -> torch.Tensor | np.ndarray:
     """A transform's output over [0, out_size) (a crop of its full output), `compute(window)` tile
     by tile (`codec.backend`), as many tiles at once as `threads` (default: torch's setting), each
-    on one thread.
+    on one thread; a large image's tiles are counted on a progress bar named `desc`.
 
     Returns a float tensor [1, C, H, W], or with `to_pixels` H x W x C uint8 (values in [0, 1]
     scaled and rounded tile by tile, so no float copy of the whole image exists)."""
@@ -142,10 +144,11 @@ def run_tiles(compute: Callable[[Window], torch.Tensor], out_size: tuple[int, in
             out[..., win[0][0]:win[0][1], win[1][0]:win[1][1]] = part
 
     if _openmp() is None:  # no per-thread setting to be had: one tile at a time, torch's threads
-        for win in windows:
-            work(win)
+        for _ in progress.tracked(map(work, windows), len(windows), desc, "tile"):
+            pass
         return out
     with ThreadPoolExecutor(min(threads or torch.get_num_threads(), len(windows)),
                             initializer=_one_thread) as pool:
-        list(pool.map(work, windows))
+        for _ in progress.tracked(pool.map(work, windows), len(windows), desc, "tile"):
+            pass  # counted here, in the caller's thread, where its progress setting lives
     return out

@@ -82,7 +82,7 @@ def decode(payload: bytes, escape_stream: bytes, index: np.ndarray, tables: Tabl
         for i in range(0, n, CHUNK):  # a header claiming more symbols than the stream holds
             left = needed[k + 1:].sum() + (n - i) * tables.min_bits[k]
             if left > coder.num_valid_bits() + SLACK_BITS:
-                raise ValueError("corrupt payload: the stream ends before its symbols")
+                raise ValueError("the stream ends before its symbols")
             where = order[starts[k] + i : starts[k] + min(i + CHUNK, n)]
             coded = coder.decode(model, len(where))
             out[where] = coded - off  # |symbol| <= offset: int32, only escapes may need more

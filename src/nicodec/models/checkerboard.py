@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nicodec import progress
 from nicodec.models.base import LAMBDA_MAX, LAMBDA_MIN, LEVELS, Pass, Passes, Quantize
 from nicodec.models.hyperprior import HyperpriorTwin, MeanScaleHyperprior
 from nicodec.models.integer import FLOAT32_EXACT, ONE, IntegerSynthesis
@@ -99,7 +100,8 @@ class CheckerboardTwin(HyperpriorTwin):
             hyper_n.append(_compact(rows[~anchors]))
             return self.parameters(rows[anchors], None)
 
-        step = self._pass(map(anchor_rows, bands), m, is_anchor)
+        step = self._pass(progress.tracked(map(anchor_rows, bands), len(bands), "entropy model, anchors",
+                                           "band"), m, is_anchor)
         y = torch.empty(m, h, w)
         grid = torch.zeros(h, w, m)  # the context's input fits float32 exactly: |a| <= 2**24
         for c, y_a in _latent(step, (yield step)):
@@ -112,7 +114,8 @@ class CheckerboardTwin(HyperpriorTwin):
             hyper_n[i] = None  # each band's rows are freed once used
             return self.parameters(hyper, self.context(grid, (r0, r1), ~is_anchor[r0:r1]))
 
-        step = self._pass(map(other_rows, range(len(bands))), m, ~is_anchor)
+        step = self._pass(progress.tracked(map(other_rows, range(len(bands))), len(bands),
+                                           "entropy model, the rest", "band"), m, ~is_anchor)
         grid = None  # read by every band already: freed before the symbols are decoded
         for c, y_n in _latent(step, (yield step)):
             y[c, ~is_anchor] = (y_n / ONE).float()

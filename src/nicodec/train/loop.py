@@ -438,11 +438,11 @@ class Trainer:
                        "lr": self.scheduler.get_last_lr()[0], "wall_s": self.wall,
                        "cpu_s": self.cpu}
                 logger.train(row)
-                if bar:
+                if bar is not None:
                     left = cfg.budget_seconds - (now - started) if cfg.budget_seconds else None
                     bar.set_postfix(loss=f"{loss:.3f}", bpp=f"{bpp:.3f}", psnr=f"{row['psnr']:.2f}",
                                     **({"budget_left": f"{left / 60:.0f}min"} if left else {}))
-            if bar:
+            if bar is not None:
                 bar.update(1)
             if logger and cfg.validate_steps and self.step % cfg.validate_steps == 0:
                 self._log_validation(logger)
@@ -452,7 +452,7 @@ class Trainer:
         self.save_checkpoint()
         if logger and cfg.validate_steps and self.step % cfg.validate_steps:
             self._log_validation(logger)  # the weights the segment ends on, e.g. to pick for export
-        if bar:
+        if bar is not None:
             bar.close()
         if logger:
             logger.close()
