@@ -55,6 +55,19 @@ def test_eval_writes_every_output_and_reuses_the_cache(dataset, tmp_path):
     assert second["points"] == first["points"]
 
 
+def test_another_model_is_a_rival_curve_from_the_same_cache(dataset, tmp_path):
+    """`--model fast --codecs nicodec,nicodec:checkerboard`: the BD-rate of one model against the
+    other, the rival's points read from the cache its own evaluation filled."""
+    _eval(dataset, tmp_path, "shipped", "--codecs", "nicodec", "--model", "checkerboard")
+    both = _eval(dataset, tmp_path, "both", "--codecs", "nicodec,nicodec:checkerboard", "--model", "fast")
+    assert both["meta"]["computed"] == 2 * 2 and both["meta"]["cached"] == 2 * 2  # fast's points are new
+    rival = [r for r in both["bd_rate"] if r["anchor"] == "nicodec:checkerboard"]
+    assert len(rival) == 1 and rival[0]["bd_rate_psnr"] is not None
+    assert "nicodec checkerboard" in (tmp_path / "both" / "report.md").read_text()
+    assert main(["eval", str(dataset), "--codecs", "nicodecx", "--out", str(tmp_path)]) == 1
+    assert main(["eval", str(dataset), "--codecs", "nicodec:nope", "--out", str(tmp_path)]) == 1
+
+
 def test_shards_split_the_images_and_fill_one_cache(dataset, tmp_path, capsys):
     shards = [_eval(dataset, tmp_path, f"shard{k}", "--shard", f"{k}/2", "--codecs", "png") for k in (0, 1)]
     assert [{p["image"] for p in s["points"]} for s in shards] == [{"parrots.png"}, {"door.png"}]

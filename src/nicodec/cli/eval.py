@@ -33,8 +33,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--qualities", type=_qualities, metavar="Q,Q,...",
                    help="nicodec qualities (default 5,10,20,35,50,65,75,85,90,95)")
     p.add_argument("--codecs", default="all", metavar="NAME,...",
-                   help="nicodec and/or baseline names (jpeg-420, jpeg-444, webp, avif, avif-444-psnr, jxl, "
-                        "jpeg2000, png, webp-lossless, gif), or the groups 'all' (default) / 'baselines'")
+                   help="nicodec, nicodec:MODEL (another model as a rival curve) and/or baseline names "
+                        "(jpeg-420, jpeg-444, webp, avif, avif-444-psnr, jxl, jpeg2000, png, webp-lossless, "
+                        "gif), or the groups 'all' (default) / 'baselines'")
     p.add_argument("--model", help="shipped model name or model file (default: the manifest's)")
     p.add_argument("--effort", type=int, default=1, choices=(1, 2, 3),
                    help="nicodec's encoder effort (as `nicodec encode -e`; default 1)")
@@ -72,14 +73,16 @@ def _select(spec: str, model: str | None, qualities: tuple[int, ...] | None, eff
     for name in (n.strip() for n in spec.split(",") if n.strip()):
         expanded = {"all": ["nicodec", *table], "baselines": list(table)}.get(name, [name])
         names += [n for n in expanded if n not in names]
-    unknown = [n for n in names if n != "nicodec" and n not in table]
+    unknown = [n for n in names if n != "nicodec" and not n.startswith("nicodec:") and n not in table]
     if unknown or not names:
         raise ValueError(f"unknown codec(s) {', '.join(unknown) or '(none)'}; choose from nicodec, "
-                         f"{', '.join(table)}, {', '.join(GROUPS)}")
+                         f"nicodec:MODEL, {', '.join(table)}, {', '.join(GROUPS)}")
     codecs = []
     for n in names:
-        if n == "nicodec":
-            nic = nicodec_codec(model, effort)
+        if n.startswith("nicodec"):  # "nicodec" is the test codec (--model); "nicodec:MODEL" a rival
+            other = n.removeprefix("nicodec:") if n != "nicodec" else None
+            nic = nicodec_codec(other or model, effort)
+            nic = replace(nic, name=n, family=f"nicodec {other}") if other else nic
             codecs.append(replace(nic, values=qualities) if qualities else nic)
         else:
             codecs.append(table[n])

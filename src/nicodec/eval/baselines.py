@@ -42,7 +42,7 @@ class Codec:
     def cache_id(self) -> str:
         """Changes whenever the library version or settings change, so stale cache entries are never hit."""
         tag = self.cache_tag or hashlib.sha256(f"{self.library}|{self.settings}".encode()).hexdigest()[:12]
-        return f"{self.name}-{tag}"
+        return f"{self.name.split(':')[0]}-{tag}"  # "nicodec:MODEL" shares nicodec's points (tag: model id)
 
 
 def _pillow(fmt: str, params: Callable[[float, int], dict]) -> Encoder:

@@ -116,7 +116,7 @@ def evaluate(images: list[Path], codecs: Iterable[Codec], cache: PointCache | No
                             cache.put(codec, digest, value, point)
                     else:
                         hits += 1
-                    points.append({"image": path.name, **point})
+                    points.append({"image": path.name, **point, "codec": codec.name})  # cache: shared
                     bar.update()
     return points, hits
 
