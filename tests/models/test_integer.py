@@ -63,7 +63,7 @@ def _reference_passes(m, z_hat, symbols_a):
 
 
 def _fast_passes(m, z_hat, shape, symbols_a, symbols_n):
-    passes = m.twin.passes(z_hat, shape)
+    passes = m.twin.passes(z_hat, shape, scales=True)
     first = next(passes)
     second = passes.send(symbols_a.long().numpy())
     try:

@@ -98,6 +98,7 @@ def _drive(passes: Passes, code_pass) -> torch.Tensor:
             step = passes.send(symbols)
         except StopIteration as done:
             return done.value
+        del symbols  # taken into the latent: not kept while the next pass is coded
         number += 1
 
 
@@ -192,5 +193,5 @@ def estimate_bits(model: InferenceModel, y: torch.Tensor) -> float:
         bits.append(-torch.log2(gaussian_likelihood(symbols, step.scale / ONE)).sum())
         return symbols.long().numpy()
 
-    _drive(model.twin.passes(z_hat, y.shape), code_pass)
+    _drive(model.twin.passes(z_hat, y.shape, scales=True), code_pass)
     return float(sum(bits))

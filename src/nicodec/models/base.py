@@ -90,7 +90,8 @@ def rounded(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 class Pass:
     """One coding pass over the latent, as the integer twin computes it: the table `index`, and
     the fixed-point `mean` and `scale`, of each symbol in coding order, which is the C order of
-    the symbols' positions `where` (a boolean [M, H, W] mask)."""
+    the symbols' positions `where` (a boolean [M, H, W] mask). The scale is there only when the
+    passes were asked for it (`passes(..., scales=True)`): rate estimates read it, coding never."""
 
     index: np.ndarray
     mean: torch.Tensor
@@ -99,8 +100,8 @@ class Pass:
 
 
 Passes = Generator[Pass, np.ndarray, torch.Tensor]
-"""Yields each pass, receives its integer symbols (coding order), returns the latent y_hat
-(float32 [1, M, H, W]) once every pass is done."""
+"""A twin's `passes(z_hat, shape, scales=False)`: yields each pass, receives its integer symbols
+(coding order), returns the latent y_hat (float32 [1, M, H, W]) once every pass is done."""
 
 class VariableRateModel(nn.Module):
     """Subclasses define `g_a`, `g_s`, `name`, `entropy` ("hyperprior" or "factorized")."""

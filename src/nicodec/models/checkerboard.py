@@ -88,7 +88,7 @@ class CheckerboardTwin(HyperpriorTwin):
             acc = torch.addmm(layer.fast_bias, tap, weight) if acc is None else acc.addmm_(tap, weight)
         return layer.give(acc)
 
-    def passes(self, z_hat: torch.Tensor, shape: torch.Size) -> Passes:
+    def passes(self, z_hat: torch.Tensor, shape: torch.Size, scales: bool = False) -> Passes:
         _, m, h, w = shape
         is_anchor = anchor_mask(h, w)[0, 0].bool()
         bands = self.bands(h, w)
@@ -101,7 +101,7 @@ class CheckerboardTwin(HyperpriorTwin):
             return self.parameters(rows[anchors], None)
 
         step = self._pass(progress.tracked(map(anchor_rows, bands), len(bands), "entropy model, anchors",
-                                           "band"), m, is_anchor)
+                                           "band"), m, is_anchor, scales)
         y = torch.empty(m, h, w)
         grid = torch.zeros(h, w, m)  # the context's input fits float32 exactly: |a| <= 2**24
         for c, y_a in _latent(step, (yield step)):
@@ -115,20 +115,20 @@ class CheckerboardTwin(HyperpriorTwin):
             return self.parameters(hyper, self.context(grid, (r0, r1), ~is_anchor[r0:r1]))
 
         step = self._pass(progress.tracked(map(other_rows, range(len(bands))), len(bands),
-                                           "entropy model, the rest", "band"), m, ~is_anchor)
+                                           "entropy model, the rest", "band"), m, ~is_anchor, scales)
         grid = None  # read by every band already: freed before the symbols are decoded
         for c, y_n in _latent(step, (yield step)):
             y[c, ~is_anchor] = (y_n / ONE).float()
         return y[None]
 
     def _pass(self, bands: Iterator[tuple[torch.Tensor, torch.Tensor]], m: int,
-              where: torch.Tensor) -> Pass:
+              where: torch.Tensor, scales: bool) -> Pass:
         """A pass from its bands' (mean, scale) rows, laid out in coding order as they come, so
         only one band's rows exist at a time (memory: the table index is one byte a symbol)."""
         count = int(where.sum())
         mean = torch.empty(m, count)  # float32 while that is exact (below 2**24), else float64
         index = torch.empty(m, count, dtype=torch.uint8)
-        scale = torch.empty(m, count)  # float32: only rate estimates read it; tables come from index
+        scale = torch.empty(m, count) if scales else None  # float32: estimates; tables come from index
         start = 0
         for band_mean, band_scale in bands:
             part = slice(start, start + band_mean.shape[0])
@@ -136,9 +136,10 @@ class CheckerboardTwin(HyperpriorTwin):
                 mean = mean.double()
             mean[:, part] = band_mean.T
             index[:, part] = self.index(band_scale).T
-            scale[:, part] = band_scale.T
+            if scale is not None:
+                scale[:, part] = band_scale.T
             start = part.stop
-        return Pass(index.reshape(-1).numpy(), mean.reshape(-1), scale.reshape(-1),
+        return Pass(index.reshape(-1).numpy(), mean.reshape(-1), None if scale is None else scale.reshape(-1),
                     where.expand(m, *where.shape))
 
 

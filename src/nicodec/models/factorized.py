@@ -23,7 +23,7 @@ class FactorizedTwin:
     def __init__(self, *_: object) -> None:
         """Nothing to build: no network picks the tables."""
 
-    def passes(self, z_hat: None, shape: torch.Size) -> Passes:
+    def passes(self, z_hat: None, shape: torch.Size, scales: bool = False) -> Passes:
         _, m, h, w = shape
         index = np.repeat(np.arange(m, dtype=np.uint16), h * w)
         symbols = yield Pass(index, torch.zeros(len(index), dtype=torch.float64), None,
