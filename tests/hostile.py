@@ -95,6 +95,8 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
             pass
     buf = bytearray(data[:-4])
     for _ in range(rng.choice((1, 1, 2, 4, 16))):
+        if len(buf) <= len(MAGIC) + 1:  # cut down to its magic by earlier deletions: grow again
+            buf.append(rng.randrange(256))
         op, at = rng.randrange(5), rng.randrange(len(MAGIC) + 1, len(buf))
         if op == 0:
             buf[at] ^= 1 << rng.randrange(8)

@@ -35,3 +35,12 @@ def test_mutated_files_decode_or_are_format_errors(original, seed):
 @pytest.mark.parametrize("name", sorted(_CRAFTED))
 def test_crafted_files_decode_or_are_format_errors(name):
     assert outcome(_CRAFTED[name], LIMIT) in ("decoded", "FormatError")
+
+
+def test_the_mutator_keeps_mutating_a_file_cut_down_to_its_magic():
+    """Deletions can shrink a file to its magic; the mutator must still make a file of it."""
+    from nicodec.bitstream.container import MAGIC
+
+    tiny = MAGIC + b"\x00\x00\x00\x00\x00"
+    for seed in range(300):
+        assert outcome(mutate(tiny, random.Random(seed)), LIMIT) == "FormatError"
