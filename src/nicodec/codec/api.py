@@ -119,7 +119,8 @@ def _bisect(encode_at: Callable[[int], bytes], accept: Callable[[bytes], bool],
 
 
 def decompress(data: bytes, model: str | InferenceModel | None = None,
-               max_pixels: int | None = MAX_PIXELS, backend: str | Backend = "torch") -> Image.Image:
+               max_pixels: int | None = MAX_PIXELS, backend: str | Backend = "torch",
+               reduce: int = 1) -> Image.Image:
     """Decode .nic bytes to a PIL image of the original size and mode (L, LA, RGB or RGBA), with
     the stored metadata in its `info` ("icc_profile", "exif", "xmp").
 
@@ -127,11 +128,18 @@ def decompress(data: bytes, model: str | InferenceModel | None = None,
     wrong. An image whose padded size (what the decoder allocates) is over `max_pixels` is
     refused before anything is decoded; None lifts the limit. `backend` (a name in BACKENDS or a
     `codec.backend.Backend`) runs the synthesis: it may change pixels, never the decoded latent.
+
+    `reduce` 2, 4 or 8 decodes a thumbnail, ceil(width / reduce) x ceil(height / reduce), for a
+    fraction of the synthesis (`models.draft`: close to the full decode box-downscaled; the alpha
+    plane is box-downscaled). A factor other than 1, 2, 4 or 8, or one the file's model has no
+    read-out for, is a ValueError raised before the payload is decoded.
     """
     from nicodec.codec import latent
     from nicodec.codec.backend import resolve
+    from nicodec.models import draft
     from nicodec.models.registry import MODELS
 
+    draft.check(reduce)
     engine = resolve(backend)
     header, sections = container.unpack(data)
     pad = max(cls.downsampling for cls in MODELS.values())  # the limit counts the padded size
@@ -148,15 +156,19 @@ def decompress(data: bytes, model: str | InferenceModel | None = None,
             raise container.FormatError("corrupt file (missing alpha section)")
         alpha = imaging.decode_alpha(by_kind[Kind.ALPHA], header.height, header.width)
     m = _decoder(header.model_id, model)
+    draft.check(reduce, m.model_id)
     engine.prepare(m)  # before the payload: a backend's failure is not a corrupt file
     try:
-        rgb = latent.decode(m, by_kind, header.height, header.width, header.quality, backend=engine)
+        rgb = latent.decode(m, by_kind, header.height, header.width, header.quality, backend=engine,
+                            reduce=reduce)
     except container.FormatError:  # e.g. a missing section: already says what is wrong
         raise
     except Exception as err:  # noqa: BLE001 - whatever a crafted payload makes the decoder raise
         if isinstance(err, MemoryError) or "can't allocate memory" in str(err):  # torch's allocator
             raise MemoryError(f"out of memory decoding a {header.width}x{header.height} image") from None
         raise container.FormatError(f"corrupt payload ({_one_line(err)})") from None
+    if alpha is not None and reduce != 1:
+        alpha = np.asarray(Image.fromarray(alpha).reduce(reduce))  # box filter, sizes rounded up
     image = imaging.assemble(rgb, alpha, header.mode)
     image.info.update(metadata)
     return image

@@ -17,7 +17,8 @@ changes the file but never whether, or how, it decodes.
 - `cuda`: the same stage chains with the tile on a CUDA GPU.
 - `onnx`: ONNX Runtime on the CPU, with the graphs of `deploy.onnx.export` (built once per model
   into the user's cache folder; the `onnx` extra). The graphs are whole transforms, so a tile runs
-  its window grown by the model's `tile_margin` latent positions and keeps the middle.
+  its window grown by the model's `tile_margin` latent positions and keeps the middle. A reduced
+  decode (`models.draft`) runs on `torch`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Any, Protocol
 
 import torch
 
+from nicodec.models import draft
 from nicodec.models.pretrained import InferenceModel
 from nicodec.models.stages import Stage, Window, run_window
 
@@ -53,8 +55,10 @@ class Backend(Protocol):
         """The gained latent at level t of the padded image of `sizes` that `source` reads."""
 
     def synthesis(self, model: InferenceModel, t: torch.Tensor, source: Source,
-                  sizes: tuple[int, int]) -> Windowed:
-        """The image in [0, 1] at level t of the latent of `sizes` that `source` reads."""
+                  sizes: tuple[int, int], reduce: int = 1) -> Windowed:
+        """The image in [0, 1] at level t of the latent of `sizes` that `source` reads; with
+        `reduce` 2, 4 or 8, that image at 1/reduce of its size, the synthesis stopped early
+        (`models.draft`; the caller has checked that the model has that read-out)."""
 
 
 class Torch:
@@ -85,8 +89,13 @@ class Torch:
         return self._windowed(self._net(model).analysis_stages(t.to(self.device)), source, sizes)
 
     def synthesis(self, model: InferenceModel, t: torch.Tensor, source: Source,
-                  sizes: tuple[int, int]) -> Windowed:
-        return self._windowed(self._net(model).synthesis_stages(t.to(self.device)), source, sizes)
+                  sizes: tuple[int, int], reduce: int = 1) -> Windowed:
+        net = self._net(model)
+        stages = net.synthesis_stages(t.to(self.device))
+        if reduce != 1:
+            weight, bias = (p.to(self.device) for p in draft.readout(model.model_id, reduce))
+            stages = draft.reduced(stages, reduce, net.latent_stride, weight, bias)
+        return self._windowed(stages, source, sizes)
 
     def _windowed(self, stages: list[Stage], source: Source, sizes: tuple[int, int]) -> Windowed:
         """Exactly the window's stage chain; `.to` and `.cpu` are no-ops on the CPU."""
@@ -147,7 +156,11 @@ class Onnx:
         return self._windowed(model, "analysis", "image", t, source, sizes, model.net.latent_stride, 1)
 
     def synthesis(self, model: InferenceModel, t: torch.Tensor, source: Source,
-                  sizes: tuple[int, int]) -> Windowed:
+                  sizes: tuple[int, int], reduce: int = 1) -> Windowed:
+        """A reduced decode runs on `torch`: the graphs are whole transforms, and the few layers
+        at low resolution that it runs are cheap."""
+        if reduce != 1:
+            return named("torch").synthesis(model, t, source, sizes, reduce)
         return self._windowed(model, "synthesis", "y_hat", t, source, sizes, 1, model.net.latent_stride)
 
     def _windowed(self, model: InferenceModel, transform: str, name: str, t: torch.Tensor, source: Source,

@@ -153,25 +153,31 @@ def decode_latents(model: InferenceModel, sections: dict[Kind, bytes], height: i
 
 @torch.no_grad()
 def decode(model: InferenceModel, sections: dict[Kind, bytes], height: int, width: int,
-           quality: int, threads: int | None = None, backend: str | Backend = "torch") -> np.ndarray:
-    """The decoded image, height x width x 3 uint8 (the padded size is implied by the model)."""
+           quality: int, threads: int | None = None, backend: str | Backend = "torch",
+           reduce: int = 1) -> np.ndarray:
+    """The decoded image, height x width x 3 uint8 (the padded size is implied by the model); with
+    `reduce` 2, 4 or 8, at that fraction of the size, rounded up (`models.draft`)."""
     ds = model.net.downsampling
     ph, pw = -(-height // ds) * ds, -(-width // ds) * ds
     y_hat = decode_latents(model, sections, ph, pw)
-    return synthesize(model, y_hat, quality, (height, width), threads, backend)
+    return synthesize(model, y_hat, quality, (-(-height // reduce), -(-width // reduce)), threads, backend,
+                      reduce)
 
 
 def synthesize(model: InferenceModel, y_hat: torch.Tensor, quality: int, size: tuple[int, int],
-               threads: int | None = None, backend: str | Backend = "torch") -> np.ndarray:
-    """Pixels (size[0] x size[1] x 3 uint8, cropped from the padded image) of a latent.
+               threads: int | None = None, backend: str | Backend = "torch", reduce: int = 1) -> np.ndarray:
+    """Pixels (size[0] x size[1] x 3 uint8, cropped from the padded image, or with `reduce` from
+    the padded image at 1/reduce of its size) of a latent.
 
     Tiles run one thread each, as many at once as `threads` (default: torch's setting): the
-    tiling depends on the image size only, so the pixels never depend on the thread count."""
+    tiling depends on the image size only, so the pixels never depend on the thread count. A
+    reduced image's tiles are half as wide as a full one's, so that their last layer (C channels,
+    not 3) holds as many positions as a full tile's at 1/2 resolution: no more memory a tile."""
     y_hat = y_hat.contiguous(memory_format=torch.channels_last)
     compute = resolve(backend).synthesis(model, quality_level(model, quality), tiling.tensor_source(y_hat),
-                                         tuple(y_hat.shape[2:]))
-    return tiling.run_tiles(compute, size, tiling.SYNTHESIS_TILE, threads, to_pixels=True,
-                             desc="synthesis")
+                                         tuple(y_hat.shape[2:]), reduce=reduce)
+    tile = tiling.SYNTHESIS_TILE // min(reduce, 2)
+    return tiling.run_tiles(compute, size, tile, threads, to_pixels=True, desc="synthesis")
 
 
 @torch.no_grad()

@@ -2,7 +2,9 @@
 
 Importing this module registers the format. Decoding happens on `load()` (Pillow's lazy
 convention), so `Image.open` only parses and verifies the header; the stored ICC profile, EXIF
-and XMP are in `info` right away, as other formats put them.
+and XMP are in `info` right away, as other formats put them. `draft()` works as for JPEG, so
+`Image.thumbnail()` decodes at 1/2, 1/4 or 1/8 of the size, for a fraction of the synthesis
+(`models.draft`).
 """
 
 from __future__ import annotations
@@ -30,10 +32,29 @@ class NicImageFile(ImageFile.ImageFile):
         self.info["model_id"] = header.model_id
         self.info.update(metadata_of(header, sections))
         self.tile = []
+        self._reduce: int | None = None  # set by `draft`
+
+    def draft(self, mode: str | None,
+              size: tuple[int, int] | None) -> tuple[str, tuple[int, int, float, float]] | None:
+        """As Pillow's JPEG plugin: the largest reduction (of those the file's model has a read-out
+        for) whose image is still at least `size` on both sides, ceil(width / r) x ceil(height / r);
+        `load()` then decodes at it. The mode never changes. Returns (mode, the original image's box
+        in the reduced one), or None once drafted or loaded."""
+        if self._im is not None or self._reduce is not None:
+            return None
+        from nicodec.models.draft import reductions
+
+        width, height = self.size
+        self._reduce = 1
+        if size:
+            fits = min(width // max(size[0], 1), height // max(size[1], 1))
+            self._reduce = max(r for r in reductions(self.info["model_id"]) if r <= max(fits, 1))
+            self._size = (-(-width // self._reduce), -(-height // self._reduce))
+        return self.mode, (0, 0, width / self._reduce, height / self._reduce)
 
     def load(self):
         if self._im is None:
-            self.im = decompress(self._data).im
+            self.im = decompress(self._data, reduce=self._reduce or 1).im
         return Image.Image.load(self)
 
 

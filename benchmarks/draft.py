@@ -1,0 +1,140 @@
+"""Reduced-scale decoding (`decompress(reduce=r)`, Pillow's `draft`): its speed and its pixels.
+
+    python benchmarks/draft.py [--images 24] [--quality 75] [--models checkerboard,fast] [--repeat 3]
+                               [--threads 1] [--out benchmarks/results]
+
+For each model and factor r in 1, 2, 4, 8, over Kodak images (evaluation only: the read-outs are
+fitted on the training folder): the median decode time (each image's best of --repeat, model
+loaded and warmed up first), of which the latent's decoding (the same at every r) and the rest
+(mostly the synthesis), the speed-up
+(median over images of full / reduced time), and the mean PSNR of the reduced decode against the
+full decode box-downscaled by r (what the read-outs are fitted to) and Lanczos-downscaled, and
+against the original box-downscaled, beside the full decode box-downscaled against that same
+reference (what downscaling the full decode would give). Writes draft.md to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from nicodec.codec import latent
+from nicodec.codec.api import compress, decompress
+from nicodec.eval.metrics import psnr_rgb
+from nicodec.models.draft import REDUCTIONS
+from nicodec.models.pretrained import InferenceModel, load_model
+
+KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
+
+
+class LatentTimer:
+    """Seconds spent in `latent.decode_latents` (the entropy decoding, unchanged by `reduce`)."""
+
+    def __init__(self) -> None:
+        self.seconds, inner = 0.0, latent.decode_latents
+
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+
+        latent.decode_latents = timed
+
+
+def best_time(data: bytes, model: InferenceModel, reduce: int, repeat: int,
+              timer: LatentTimer) -> tuple[Image.Image, float, float]:
+    """The decoded image, and the best of `repeat` decode times with that run's latent decoding."""
+    best = (np.inf, 0.0)
+    for _ in range(repeat):
+        timer.seconds = 0.0
+        start = time.perf_counter()
+        image = decompress(data, model=model, reduce=reduce)
+        best = min(best, (time.perf_counter() - start, timer.seconds))
+    return image, *best
+
+
+def measure(name: str, paths: list[Path], quality: int, repeat: int, timer: LatentTimer) -> list[dict]:
+    model = load_model(name)
+    rows = []
+    for i, path in enumerate(paths):
+        original = Image.open(path).convert("RGB")
+        data = compress(original, quality, model=model)
+        if i == 0:  # warm-up: read-outs loaded, thread pools started
+            for r in REDUCTIONS:
+                decompress(data, model=model, reduce=r)
+        full, full_s, _ = best_time(data, model, 1, repeat, timer)
+        for r in REDUCTIONS:
+            image, seconds, latent_s = best_time(data, model, r, repeat, timer)
+            box, reference = full.reduce(r), original.reduce(r)
+            lanczos = full.resize(image.size, Image.Resampling.LANCZOS)
+            rows.append({"image": path.name, "reduce": r, "size": image.size, "seconds": seconds,
+                         "latent_seconds": latent_s, "speedup": full_s / seconds,
+                         "psnr_box": psnr_rgb(np.asarray(box), np.asarray(image)),
+                         "psnr_lanczos": psnr_rgb(np.asarray(lanczos), np.asarray(image)),
+                         "psnr_original": psnr_rgb(np.asarray(reference), np.asarray(image)),
+                         "full_psnr_original": psnr_rgb(np.asarray(reference), np.asarray(box))})
+        print(f"{name} {path.name}: " + ", ".join(
+            f"1/{row['reduce']} {row['seconds'] * 1e3:.0f} ms {row['psnr_box']:.2f} dB" for row in rows[-4:]),
+            flush=True)
+    return rows
+
+
+def table(name: str, model_id: str, rows: list[dict]) -> list[str]:
+    lines = [f"## {name} ({model_id})", "",
+             "| reduce | size (first image) | decode ms (median) | of which latent ms | the rest ms | "
+             "speed-up | PSNR vs full, box | vs full, Lanczos | vs original, box | full, box, vs original |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in REDUCTIONS:
+        sel = [row for row in rows if row["reduce"] == r]
+        w, h = sel[0]["size"]
+
+        def mean(key: str, sel: list[dict] = sel) -> str:
+            values = [row[key] for row in sel]
+            return "exact" if np.isinf(values).all() else f"{np.mean(values):.2f} dB"
+
+        lines.append(f"| {r} | {w}x{h} | {np.median([s['seconds'] for s in sel]) * 1e3:.0f} | "
+                     f"{np.median([s['latent_seconds'] for s in sel]) * 1e3:.0f} | "
+                     f"{np.median([s['seconds'] - s['latent_seconds'] for s in sel]) * 1e3:.0f} | "
+                     f"{np.median([s['speedup'] for s in sel]):.2f}x | {mean('psnr_box')} | "
+                     f"{mean('psnr_lanczos')} | {mean('psnr_original')} | {mean('full_psnr_original')} |")
+    return lines + [""]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=24)
+    ap.add_argument("--quality", type=int, default=75)
+    ap.add_argument("--models", default="checkerboard,fast")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default="benchmarks/results")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    paths = sorted(KODAK.glob("kodim*.png"))[:args.images]
+    timer = LatentTimer()
+    machine = platform.processor() or platform.machine()
+    lines = [f"# Reduced-scale decoding ({len(paths)} Kodak images, quality {args.quality}, "
+             f"{args.threads} thread(s), best of {args.repeat})", "",
+             f"`python benchmarks/draft.py --images {args.images} --quality {args.quality} --models "
+             f"{args.models} --repeat {args.repeat} --threads {args.threads}` on {machine}, torch "
+             f"{torch.__version__}. PSNR (RGB) means over images; \"full, box, vs original\" is "
+             "what box-downscaling the full decode gives against the same reference.", ""]
+    for name in args.models.split(","):
+        rows = measure(name, paths, args.quality, args.repeat, timer)
+        lines += table(name, load_model(name).model_id, rows)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "draft.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
