@@ -23,12 +23,14 @@ import datetime
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.memory import peak_rss_mb  # noqa: E402
 
 CAI_QUALITY = 8
 NICODEC_QUALITY = 75
@@ -40,9 +42,6 @@ CAI_PYTHON = Path("/work/venv-cai/bin/python")
 CAI_STUBS = Path("/work/cai-stubs")
 FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx")  # "amx": any amx_* flag
 
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def _load_rgb(path: Path):
@@ -80,7 +79,7 @@ def _cai_worker(name: str, images: list[Path]) -> dict:
 
     with torch.no_grad():
         run(tensor(np.zeros((64, 64, 3), np.uint8)))  # warm-up
-        base = _peak_rss_mb()
+        base = peak_rss_mb()
         timings = [run(tensor(_load_rgb(p))) for p in images]
     return {"library": f"CompressAI {compressai.__version__} (torch {torch.__version__}), "
                        f"{name} q{CAI_QUALITY}, random weights",
@@ -107,7 +106,7 @@ def _nicodec_worker(name: str, images: list[Path]) -> dict:
         return encode, decode, len(data)
 
     run(np.zeros((64, 64, 3), np.uint8))  # warm-up
-    base = _peak_rss_mb()
+    base = peak_rss_mb()
     timings = [run(_load_rgb(p)) for p in images]
     return {"library": f"nicodec {nicodec.__version__} (torch {torch.__version__}), model {m.model_id}, "
                        f"quality {NICODEC_QUALITY}",
@@ -123,7 +122,7 @@ def worker(kind: str, name: str, threads: int, images: list[Path]) -> dict:
     encode, decode, size = zip(*result.pop("timings"), strict=True)
     return {**result, "encode_seconds": encode, "decode_seconds": decode, "bytes": size,
             "encode_median_seconds": statistics.median(encode),
-            "decode_median_seconds": statistics.median(decode), "peak_rss_mb": _peak_rss_mb()}
+            "decode_median_seconds": statistics.median(decode), "peak_rss_mb": peak_rss_mb()}
 
 
 def _run_worker(kind: str, name: str, threads: int, images: list[Path], python: Path,

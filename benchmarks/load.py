@@ -28,6 +28,9 @@ import httpx
 import numpy as np
 from PIL import Image
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.memory import peak_rss_mb  # noqa: E402
+
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
 
 
@@ -45,13 +48,6 @@ def large_image(width: int, height: int) -> Image.Image:
         with Image.open(files[n % len(files)]) as im:
             canvas.paste(im.convert("RGB").crop((0, 0, 768, 512)), (left, top))
     return canvas
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM")
 
 
 def start_server(port: int) -> subprocess.Popen:

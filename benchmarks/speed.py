@@ -16,7 +16,6 @@ import datetime
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.memory import peak_rss_mb  # noqa: E402
 
 QUALITY = 75
 CODECS = ("nicodec", "jpeg-420", "webp", "avif", "jxl")
@@ -43,9 +45,6 @@ def _codec(name: str, model: str | None):
         return nicodec_codec(name.partition(":")[2] or model)
     return baselines()[name]
 
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 class Split:
@@ -94,7 +93,7 @@ def worker(mode: str, name: str, threads: int, images: list[Path], work: Path, m
     codec.decode(codec.encode(warm, QUALITY, threads), threads)
     if split:
         split.take()
-    base = _peak_rss_mb()
+    base = peak_rss_mb()
     pixels = size = 0
     per_image = []
     for path in images:
@@ -117,7 +116,7 @@ def worker(mode: str, name: str, threads: int, images: list[Path], work: Path, m
         size += len(data)
     return {"seconds": sum(per_image), "median_seconds": float(np.median(per_image)), "pixels": pixels,
             "bytes": size, "images": len(images),
-            "base_rss_mb": base, "peak_rss_mb": _peak_rss_mb(), "library": codec.library,
+            "base_rss_mb": base, "peak_rss_mb": peak_rss_mb(), "library": codec.library,
             **({"split_median_seconds": {k: float(np.median([s[k] for s in splits])) for k in Split.PARTS}}
                if splits else {})}
 

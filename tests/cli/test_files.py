@@ -3,14 +3,17 @@ devices, FIFOs and links, cleans up after a killed run and reads with a bound.""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
 import sys
 import threading
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from nicodec.bitstream.container import pack, unpack
 from nicodec.cli import io as cli_io
@@ -140,3 +143,20 @@ def test_info_of_a_hostile_model_id_is_one_escaped_line(small_nic, tmp_path):
     (tmp_path / "evil.nic").write_bytes(pack(header, sections))
     err = _one_line_error(run("info", str(tmp_path / "evil.nic")))
     assert "\x1b" not in err and "\\x1b]0;pwned\\x07\\nFAKE" in err
+
+
+def test_decode_reduce_writes_a_thumbnail_close_to_the_full_decode(small_nic, tmp_path):
+    nic, full, small = tmp_path / "a.nic", tmp_path / "full.png", tmp_path / "small.png"
+    nic.write_bytes(small_nic)  # 129x100
+    assert run("decode", str(nic), "-o", str(full)).returncode == 0
+    res = run("decode", str(nic), "-o", str(small), "--reduce", "2", "--json")
+    assert res.returncode == 0, res.stderr
+    stats = json.loads(res.stdout)
+    assert (stats["width"], stats["height"], stats["reduce"]) == (65, 50, 2)
+    assert stats["bpp"] == pytest.approx(8 * len(small_nic) / (129 * 100))  # of the coded size
+    box = np.asarray(Image.open(full).reduce(2), dtype=float)
+    assert 10 * np.log10(255**2 / np.mean((np.asarray(Image.open(small), dtype=float) - box) ** 2)) > 25
+    assert run("decode", str(nic), "--reduce", "3").returncode == 2
+    err = _one_line_error(run("decode", str(nic), "-o", str(tmp_path / "r.png"), "--reduce", "2",
+                              "--reference", str(full)))
+    assert "--reference" in err and not (tmp_path / "r.png").exists()

@@ -11,6 +11,7 @@ from safetensors.torch import save
 from nicodec import decompress
 from nicodec.bitstream.container import FormatError, unpack
 from nicodec.codec import api, latent
+from nicodec.models import pretrained
 from tests.conftest import kodak_crop
 from tests.hostile import crafted, seeds, with_header
 
@@ -57,6 +58,16 @@ def test_the_pixel_limit_applies_to_the_padded_size(seed):
         decompress(with_header(rgb, width=1, height=1 << 21))  # 2 Mpx claimed: under the limit
 
 
+@pytest.mark.parametrize("name", ["header_bomb_2048", "header_bomb_8192"])
+def test_a_stream_too_short_is_refused_before_the_networks_are_built(seed, hostile, name):
+    """A header bomb costs the tables, not the model: the hyper-latent is decoded first."""
+    model = pretrained.loaded.__wrapped__(unpack(seed["rgb"])[0].model_id.split("-")[0])  # not cached
+    with pytest.raises(FormatError, match="stream ends before its symbols"):
+        decompress(hostile[name], model=model)
+    assert not model.built
+    assert decompress(seed["rgb"], model=model).size == (64, 48) and model.built
+
+
 def test_a_header_bomb_is_refused_by_the_caller_s_limit(hostile):
     with pytest.raises(FormatError, match="too large"):
         decompress(hostile["header_bomb_2048"], max_pixels=2048 * 2048 - 1)
@@ -66,13 +77,13 @@ def test_running_out_of_memory_says_so_and_other_decoder_errors_are_format_error
     def allocator_fails(*args, **kwargs):
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate "
                            "memory: you tried to allocate 1 bytes")
-    monkeypatch.setattr(latent, "decode", allocator_fails)
+    monkeypatch.setattr(latent, "decode_latents", allocator_fails)
     with pytest.raises(MemoryError, match="out of memory decoding a 64x48 image"):
         decompress(seed["rgb"])
 
     def crashes(*args, **kwargs):
         raise IndexError("index 7 is out of bounds\nfor axis 0 \x1b[2J")
-    monkeypatch.setattr(latent, "decode", crashes)
+    monkeypatch.setattr(latent, "decode_latents", crashes)
     one_line = r"^corrupt payload \(index 7 is out of bounds for axis 0 \\x1b\[2J\)$"
     with pytest.raises(FormatError, match=one_line):
         decompress(seed["rgb"])

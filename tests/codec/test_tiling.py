@@ -108,7 +108,7 @@ def test_windows_of_a_max_pool_autoencoder_match_the_whole_transform(crop_array)
 
 
 LARGE = """
-import resource, sys, numpy as np
+import sys, numpy as np
 from PIL import Image
 import nicodec
 tile = np.asarray(Image.open(sys.argv[1]).convert("RGB"))
@@ -117,7 +117,8 @@ data = nicodec.compress(image, 50)
 decoded = np.asarray(nicodec.decompress(data))
 assert decoded.shape == image.shape
 mse = np.mean((decoded.astype(float) - image) ** 2)
-print(len(data), 10 * np.log10(255 ** 2 / mse), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+status = open("/proc/self/status").read()  # VmHWM: ru_maxrss would start at pytest's own peak
+print(len(data), 10 * np.log10(255 ** 2 / mse), int(status.split("VmHWM:")[1].split()[0]) // 1024)
 """
 
 
@@ -132,4 +133,4 @@ def test_large_image_round_trips_in_bounded_memory(kodak_dir):
     assert done.returncode == 0, done.stderr[-2000:]
     size, psnr, peak_mb = (float(v) for v in done.stdout.split())
     assert psnr > 28 and size < 3000 * 2000 / 8
-    assert peak_mb < 2300  # measured 2,037 MB for encode then decode, ~870 MB of it torch and the model
+    assert peak_mb < 1800  # measured 1,347 MB for encode then decode, ~490 MB of it torch and the model

@@ -15,6 +15,7 @@ from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 
+from nicodec.bitstream import container
 from nicodec.cli.io import check_output, read_input, write_output
 from nicodec.codec.api import BACKENDS
 from nicodec.storage import folder
@@ -58,6 +59,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-pixels", type=_positive(int), metavar="N",
                    help="refuse images over N pixels once padded to a multiple of 64 (default: "
                    "nicodec.codec.api.MAX_PIXELS, Pillow's limit)")
+    p.add_argument("--reduce", type=int, default=1, choices=(1, 2, 4, 8),
+                   help="decode at 1/2, 1/4 or 1/8 of the size, for a fraction of the work (a "
+                   "thumbnail, as djpeg -scale 1/N)")
     p.add_argument("--json", action="store_true", help="print machine-readable stats")
     p.add_argument("--format", default="png", choices=("png", "tiff", "bmp", "ppm", "webp"),
                    help="image format written in folder mode (default png)")
@@ -216,15 +220,18 @@ def encode(args: argparse.Namespace) -> int:
 
 
 def decode_file(source: str, output: str, model: str | None, reference: str | None = None,
-                max_pixels: int | None = None, backend: str = "torch") -> dict:
+                max_pixels: int | None = None, backend: str = "torch", reduce: int = 1) -> dict:
     """Decompress one .nic file (or stdin) to one image file (or stdout), with the metadata the
-    format can hold; its stats. `max_pixels` replaces the API's default pixel limit."""
+    format can hold; its stats. `max_pixels` replaces the API's default pixel limit; `reduce`
+    decodes at that fraction of the size."""
     from nicodec.codec.api import decompress
     from nicodec.codec.image import save_options
 
+    if reference and reduce != 1:
+        raise ValueError("--reference compares a full-size decode: leave out --reduce")
     data = read_input(source)
     start = time.perf_counter()
-    img = decompress(data, model=model, backend=backend,
+    img = decompress(data, model=model, backend=backend, reduce=reduce,
                      **({} if max_pixels is None else {"max_pixels": max_pixels}))
     elapsed = time.perf_counter() - start
     fmt = "PNG" if output == "-" or not Path(output).suffix else _format_of(output)
@@ -237,8 +244,10 @@ def decode_file(source: str, output: str, model: str | None, reference: str | No
 
     write_output(output, save)
     w, h = img.size
+    header = container.unpack(data)[0]  # the coded size: a reduced decode is smaller
     stats = {"input": source, "output": output, "width": w, "height": h, "mode": img.mode,
-             "nic_bytes": len(data), "bpp": 8 * len(data) / (w * h), "decode_s": elapsed}
+             "nic_bytes": len(data), "bpp": 8 * len(data) / (header.width * header.height),
+             "decode_s": elapsed, **({"reduce": reduce} if reduce != 1 else {})}
     if reference:
         stats.update(_quality_vs(reference, img, len(data)))
     return stats
@@ -248,13 +257,15 @@ def decode(args: argparse.Namespace) -> int:
     if Path(args.input).is_dir():
         if args.reference:
             raise ValueError("--reference takes one image, not a folder")
-        work = partial(_decode_job, model=args.model, max_pixels=args.max_pixels, backend=args.backend)
+        work = partial(_decode_job, model=args.model, max_pixels=args.max_pixels, backend=args.backend,
+                       reduce=args.reduce)
         return _folder(args, {".nic"}, "." + args.format, work)
     out = _output(args, ".png")
     from nicodec import progress
 
     with progress.shown(_progress(args)):
-        stats = decode_file(args.input, out, args.model, args.reference, args.max_pixels, args.backend)
+        stats = decode_file(args.input, out, args.model, args.reference, args.max_pixels, args.backend,
+                            args.reduce)
     _report(stats, args.json, out != "-")
     return 0
 
@@ -265,8 +276,9 @@ def _encode_job(job: Job, quality: int, model: str | None, size: int | None, bpp
                        backend=backend)
 
 
-def _decode_job(job: Job, model: str | None, max_pixels: int | None, backend: str) -> dict:
-    return decode_file(str(job.source), str(job.target), model, max_pixels=max_pixels, backend=backend)
+def _decode_job(job: Job, model: str | None, max_pixels: int | None, backend: str, reduce: int) -> dict:
+    return decode_file(str(job.source), str(job.target), model, max_pixels=max_pixels, backend=backend,
+                       reduce=reduce)
 
 
 def _folder(args: argparse.Namespace, suffixes: Iterable[str], new_suffix: str,

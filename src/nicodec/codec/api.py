@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -157,16 +158,12 @@ def decompress(data: bytes, model: str | InferenceModel | None = None,
         alpha = imaging.decode_alpha(by_kind[Kind.ALPHA], header.height, header.width)
     m = _decoder(header.model_id, model)
     draft.check(reduce, m.model_id)
-    engine.prepare(m)  # before the payload: a backend's failure is not a corrupt file
-    try:
-        rgb = latent.decode(m, by_kind, header.height, header.width, header.quality, backend=engine,
-                            reduce=reduce)
-    except container.FormatError:  # e.g. a missing section: already says what is wrong
-        raise
-    except Exception as err:  # noqa: BLE001 - whatever a crafted payload makes the decoder raise
-        if isinstance(err, MemoryError) or "can't allocate memory" in str(err):  # torch's allocator
-            raise MemoryError(f"out of memory decoding a {header.width}x{header.height} image") from None
-        raise container.FormatError(f"corrupt payload ({_one_line(err)})") from None
+    with _payload_errors(header):
+        y_hat = latent.decode_latents(m, by_kind, *latent.padded(m, header.height, header.width))
+    engine.prepare(m)  # after the latent (a bomb builds nothing), outside: not a corrupt file
+    with _payload_errors(header):
+        rgb = latent.synthesize(m, y_hat, header.quality, draft.size(header.height, header.width, reduce),
+                                backend=engine, reduce=reduce)
     if alpha is not None and reduce != 1:
         alpha = np.asarray(Image.fromarray(alpha).reduce(reduce))  # box filter, sizes rounded up
     image = imaging.assemble(rgb, alpha, header.mode)
@@ -174,11 +171,25 @@ def decompress(data: bytes, model: str | InferenceModel | None = None,
     return image
 
 
+@contextmanager
+def _payload_errors(header: Header) -> Iterator[None]:
+    """Whatever a crafted payload makes the decoder raise, as a FormatError (a MemoryError says
+    it is one: a legitimate huge image may not fit)."""
+    try:
+        yield
+    except container.FormatError:  # e.g. a missing section: already says what is wrong
+        raise
+    except Exception as err:  # noqa: BLE001 - whatever a crafted payload makes the decoder raise
+        if isinstance(err, MemoryError) or "can't allocate memory" in str(err):  # torch's allocator
+            raise MemoryError(f"out of memory decoding a {header.width}x{header.height} image") from None
+        raise container.FormatError(f"corrupt payload ({_one_line(err)})") from None
+
+
 def _decoder(model_id: str, model: str | InferenceModel | None) -> InferenceModel:
     """The model that decodes a file naming `model_id`: the shipped one, or `model` if it is that
     one; a model file's id (name and hash) is checked before a network is built from it."""
     from nicodec.models import validate
-    from nicodec.models.pretrained import file_metadata, find_model, manifest
+    from nicodec.models.pretrained import file_metadata, file_sha256, find_model, manifest
 
     if model is None:
         try:
@@ -187,7 +198,7 @@ def _decoder(model_id: str, model: str | InferenceModel | None) -> InferenceMode
             raise container.FormatError(str(err)) from None
     if isinstance(model, str) and model not in manifest()["models"] and Path(model).is_file():
         path = Path(model)
-        given = validate.model_id(file_metadata(path).get("model", ""), path.read_bytes())
+        given = validate.model_id(file_metadata(path).get("model", ""), file_sha256(path))
     else:
         model = _model(model)
         given = model.model_id

@@ -21,6 +21,7 @@ from nicodec.bitstream.container import FormatError, Kind, Section
 from nicodec.codec import tiling
 from nicodec.codec.backend import Backend, resolve
 from nicodec.entropy import coder
+from nicodec.models import draft
 from nicodec.models.base import Passes
 from nicodec.models.integer import ONE
 from nicodec.models.pretrained import InferenceModel
@@ -127,6 +128,12 @@ def encode_latent(model: InferenceModel, y: torch.Tensor) -> list[Section]:
     return sections
 
 
+def padded(model: InferenceModel, height: int, width: int) -> tuple[int, int]:
+    """The size an image is padded to (a multiple of the model's downsampling)."""
+    ds = model.family.downsampling
+    return -(-height // ds) * ds, -(-width // ds) * ds
+
+
 def latent_shape(model: InferenceModel, height: int, width: int) -> torch.Size:
     """Shape of the latent of a padded height x width image."""
     stride = model.net.latent_stride
@@ -136,19 +143,21 @@ def latent_shape(model: InferenceModel, height: int, width: int) -> torch.Size:
 @torch.no_grad()
 def decode_latents(model: InferenceModel, sections: dict[Kind, bytes], height: int,
                    width: int) -> torch.Tensor:
-    """The exact latent y_hat (float32 [1, M, H/16, W/16]) of a padded height x width image."""
-    shape = latent_shape(model, height, width)
+    """The exact latent y_hat (float32 [1, M, H/16, W/16]) of a padded height x width image.
+
+    The hyper-latent comes first and needs only the tables: a stream too short for its symbols
+    (a header bomb's) is refused before the model's networks are even built."""
     z_hat = None
     if model.z_tables is not None:
-        ds = model.net.downsampling
-        z_shape = torch.Size((1, model.net.hyper_channels, height // ds, width // ds))
+        ds = model.family.downsampling
+        z_shape = torch.Size((1, len(model.z_tables.models), height // ds, width // ds))
         z = coder.decode(*_stream(sections, Kind.Z, Kind.Z_ESCAPES), _channel_index(z_shape), model.z_tables)
         z_hat = torch.from_numpy(z).double().reshape(z_shape)
 
     def code_pass(number, step):
         return coder.decode(*_stream(sections, *PASS_KINDS[number]), step.index, model.y_tables)
 
-    return _drive(model.twin.passes(z_hat, shape), code_pass)
+    return _drive(model.twin.passes(z_hat, latent_shape(model, height, width)), code_pass)
 
 
 @torch.no_grad()
@@ -157,11 +166,8 @@ def decode(model: InferenceModel, sections: dict[Kind, bytes], height: int, widt
            reduce: int = 1) -> np.ndarray:
     """The decoded image, height x width x 3 uint8 (the padded size is implied by the model); with
     `reduce` 2, 4 or 8, at that fraction of the size, rounded up (`models.draft`)."""
-    ds = model.net.downsampling
-    ph, pw = -(-height // ds) * ds, -(-width // ds) * ds
-    y_hat = decode_latents(model, sections, ph, pw)
-    return synthesize(model, y_hat, quality, (-(-height // reduce), -(-width // reduce)), threads, backend,
-                      reduce)
+    y_hat = decode_latents(model, sections, *padded(model, height, width))
+    return synthesize(model, y_hat, quality, draft.size(height, width, reduce), threads, backend, reduce)
 
 
 def synthesize(model: InferenceModel, y_hat: torch.Tensor, quality: int, size: tuple[int, int],

@@ -53,6 +53,11 @@ def check(reduce: int, model_id: str | None = None) -> None:
                          f"decode at full size and resize")
 
 
+def size(height: int, width: int, reduce: int) -> tuple[int, int]:
+    """(height, width) of an image decoded at 1/reduce: rounded up, as Pillow's `reduce`."""
+    return -(-height // reduce), -(-width // reduce)
+
+
 def readout(model_id: str, reduce: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The read-out's weight [3, C, 1, 1] and bias [3] of a model at factor `reduce`."""
     check(reduce, model_id)

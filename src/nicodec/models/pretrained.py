@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+import threading
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import load, save
 from torch import nn
 
@@ -30,7 +31,7 @@ from nicodec.entropy.tables import (
 from nicodec.models import validate
 from nicodec.models.base import VariableRateModel
 from nicodec.models.integer import ACT_BITS, IntegerSynthesis
-from nicodec.models.registry import build_model
+from nicodec.models.registry import MODELS, build_model
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 MANIFEST = WEIGHTS_DIR / "manifest.json"
@@ -38,18 +39,92 @@ Z_RANGE = 48  # hyper-latent tables cover -48..48 (+ escape)
 Y_RANGE = 128  # factorized-latent tables cover -128..128 (+ escape)
 
 
-@dataclass
-class InferenceModel:
-    """Everything encode/decode needs: float transforms, tables, exact hyper-synthesis."""
+TABLE_KEYS = ("codec.y.counts", "codec.y.lengths", "codec.y.thresholds", "codec.z.counts", "codec.z.lengths")
 
-    name: str
-    model_id: str
-    net: VariableRateModel
-    y_tables: TableSet  # per scale (hyperprior) or per channel (factorized)
-    integer: dict[str, IntegerSynthesis] = field(default_factory=dict)  # by sub-network name
-    y_thresholds: torch.Tensor | None = None  # int64 fixed-point scale thresholds (ACT_BITS)
-    z_tables: TableSet | None = None  # the hyper-latent's, for a model that has one
-    twin: Any = None  # the family's exact coding procedure (`net.twin`): passes over the latent
+
+class InferenceModel:
+    """Everything encode/decode needs: the codec tables at once, the networks on first use.
+
+    The networks (float transforms, exact integer twins) are built when first used, so a file
+    whose hyper-latent stream cannot hold its symbols (a header bomb) is refused with only the
+    tables in memory. `source` is a model file's bytes, or the path of a shipped file whose
+    sha256 is `sha256` (checked again when the networks are read from it).
+    """
+
+    def __init__(self, source: bytes | Path, sha256: str) -> None:
+        meta = _metadata(source if isinstance(source, bytes) else _head(source))
+        self.config = validate.checked_config(meta)  # before anything is built from it
+        self.name: str = meta["model"]
+        self.model_id = validate.model_id(self.name, sha256)
+        self.family: type[VariableRateModel] = MODELS[self.name]  # class facts (downsampling...)
+        self._source, self._sha256 = source, sha256
+        self._lock = threading.Lock()
+        self._built: tuple | None = None
+        tables = _tensors(source, TABLE_KEYS)
+
+        def table_set(prefix: str) -> TableSet:
+            return TableSet(tables[f"{prefix}.counts"].numpy(), tables[f"{prefix}.lengths"].numpy())
+
+        self.y_tables = table_set("codec.y")  # per scale (hyperprior) or per channel (factorized)
+        hyper = "codec.z.counts" in tables
+        self.z_tables = table_set("codec.z") if hyper else None  # the hyper-latent's
+        self.y_thresholds = tables["codec.y.thresholds"] if hyper else None  # int64 fixed point
+
+    @property
+    def _networks(self) -> tuple[VariableRateModel, dict[str, IntegerSynthesis], Any]:
+        if self._built is None:
+            with self._lock:  # several decoding threads may ask at once: one builds
+                if self._built is None:
+                    self._built = self._build()
+        return self._built
+
+    def _build(self) -> tuple[VariableRateModel, dict[str, IntegerSynthesis], Any]:
+        data = self._source if isinstance(self._source, bytes) else self._source.read_bytes()
+        if hashlib.sha256(data).hexdigest() != self._sha256:
+            raise ValueError(f"weights of '{self.name}' changed on disk since they were loaded")
+        tensors = load(data)
+        del data
+        net = build_model(self.name, **self.config)
+        net.load_state_dict(state_dict_from(net, tensors))
+        net.eval()
+        integer = {name: IntegerSynthesis(getattr(net, name), _integer_tensors(tensors, name))
+                   for name in net.integer_nets}
+        return net, integer, net.twin(integer, self.y_thresholds)
+
+    @property
+    def built(self) -> bool:
+        """Whether the networks are in memory yet (a decode that needed only the tables: no)."""
+        return self._built is not None
+
+    @property
+    def net(self) -> VariableRateModel:
+        """The float transforms (analysis, synthesis) and the module structure of the rest."""
+        return self._networks[0]
+
+    @property
+    def integer(self) -> dict[str, IntegerSynthesis]:
+        """The exact integer twins of the networks that pick tables, by sub-network name."""
+        return self._networks[1]
+
+    @property
+    def twin(self) -> Any:
+        """The family's exact coding procedure (`net.twin`): passes over the latent."""
+        return self._networks[2]
+
+
+def _head(path: Path) -> bytes:
+    """The first bytes of a safetensors file, up to the end of its header."""
+    with path.open("rb") as f:
+        head = f.read(8)
+        return head + f.read(int(np.frombuffer(head, dtype="<u8")[0]))
+
+
+def _tensors(source: bytes | Path, keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """Those of `keys` that a model file has: a path's read alone (safetensors maps the file)."""
+    if isinstance(source, bytes):
+        return {k: v for k, v in load(source).items() if k in keys}
+    with safe_open(source, framework="pt") as f:
+        return {k: f.get_tensor(k) for k in keys if k in f.keys()}
 
 
 def _density_tensors(prefix: str, density: nn.Module, bound: int) -> dict[str, torch.Tensor]:
@@ -108,24 +183,7 @@ def _sorted_metadata(data: bytes) -> bytes:
 
 def from_bytes(data: bytes) -> InferenceModel:
     """Build an InferenceModel from the bytes of a model file."""
-    tensors = load(data)
-    meta = _metadata(data)
-    net = build_model(meta["model"], **validate.checked_config(meta))
-    net.load_state_dict(state_dict_from(net, tensors))
-    net.eval()
-
-    def tables(prefix: str) -> TableSet:
-        return TableSet(tensors[f"{prefix}.counts"].numpy(), tensors[f"{prefix}.lengths"].numpy())
-
-    model = InferenceModel(name=meta["model"], model_id=validate.model_id(meta["model"], data), net=net,
-                           y_tables=tables("codec.y"))
-    model.integer = {name: IntegerSynthesis(getattr(net, name), _integer_tensors(tensors, name))
-                     for name in net.integer_nets}
-    if "codec.z.counts" in tensors:
-        model.y_thresholds = tensors["codec.y.thresholds"]
-        model.z_tables = tables("codec.z")
-    model.twin = net.twin(model.integer, model.y_thresholds)
-    return model
+    return InferenceModel(data, hashlib.sha256(data).hexdigest())
 
 
 def _integer_tensors(tensors: dict[str, torch.Tensor], name: str) -> dict[str, torch.Tensor]:
@@ -153,9 +211,13 @@ def state_dict_from(net: VariableRateModel, tensors: dict[str, torch.Tensor]) ->
 
 def file_metadata(path: Path) -> dict[str, str]:
     """A model file's metadata (model name, config, training record) without loading tensors."""
+    return _metadata(_head(path))
+
+
+def file_sha256(path: Path) -> str:
+    """A file's sha256, hashed in chunks (a model's networks are not read for it)."""
     with path.open("rb") as f:
-        head = f.read(8)
-        return _metadata(head + f.read(int(np.frombuffer(head, dtype="<u8")[0])))
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def training_record(path: Path) -> dict:
@@ -198,10 +260,10 @@ def loaded(key: str | None) -> InferenceModel:
     m = manifest()
     if key in m["models"]:
         entry = m["models"][key]
-        data = (WEIGHTS_DIR / entry["file"]).read_bytes()
-        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        path = WEIGHTS_DIR / entry["file"]
+        if (digest := file_sha256(path)) != entry["sha256"]:
             raise ValueError(f"shipped weights for '{key}' fail their sha256 check")
-        return from_bytes(data)
+        return InferenceModel(path, digest)
     if key and Path(key).is_file():
         return from_bytes(Path(key).read_bytes())
     raise ValueError(f"unknown model '{key}' (shipped: {', '.join(sorted(m['models'])) or 'none'})")

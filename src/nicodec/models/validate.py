@@ -8,7 +8,6 @@ so the config is checked against the constructor's own parameters and bounded fi
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import math
@@ -21,9 +20,9 @@ _BOUNDS = {"N": (1, MAX_WIDTH), "M": (1, MAX_WIDTH), "N_hyper": (1, MAX_WIDTH), 
            "res_blocks": (0, 8)}
 
 
-def model_id(name: str, data: bytes) -> str:
+def model_id(name: str, sha256: str) -> str:
     """A model file's id, as .nic files name it: model name and 16 hex digits of its sha256."""
-    return f"{name}-{hashlib.sha256(data).hexdigest()[:16]}"
+    return f"{name}-{sha256[:16]}"
 
 
 def checked_config(meta: dict[str, str]) -> dict:

@@ -42,14 +42,14 @@ class NicImageFile(ImageFile.ImageFile):
         in the reduced one), or None once drafted or loaded."""
         if self._im is not None or self._reduce is not None:
             return None
-        from nicodec.models.draft import reductions
+        from nicodec.models import draft
 
         width, height = self.size
         self._reduce = 1
         if size:
             fits = min(width // max(size[0], 1), height // max(size[1], 1))
-            self._reduce = max(r for r in reductions(self.info["model_id"]) if r <= max(fits, 1))
-            self._size = (-(-width // self._reduce), -(-height // self._reduce))
+            self._reduce = max(r for r in draft.reductions(self.info["model_id"]) if r <= max(fits, 1))
+            self._size = draft.size(height, width, self._reduce)[::-1]
         return self.mode, (0, 0, width / self._reduce, height / self._reduce)
 
     def load(self):
