@@ -143,7 +143,8 @@ def latent_shape(model: InferenceModel, height: int, width: int) -> torch.Size:
 @torch.no_grad()
 def decode_latents(model: InferenceModel, sections: dict[Kind, bytes], height: int,
                    width: int) -> torch.Tensor:
-    """The exact latent y_hat (float32 [1, M, H/16, W/16]) of a padded height x width image.
+    """The exact latent y_hat (float32 [1, M, H/16, W/16], channels last) of a padded height x
+    width image.
 
     The hyper-latent comes first and needs only the tables: a stream too short for its symbols
     (a header bomb's) is refused before the model's networks are even built."""
@@ -157,7 +158,8 @@ def decode_latents(model: InferenceModel, sections: dict[Kind, bytes], height: i
     def code_pass(number, step):
         return coder.decode(*_stream(sections, *PASS_KINDS[number]), step.index, model.y_tables)
 
-    return _drive(model.twin.passes(z_hat, latent_shape(model, height, width)), code_pass)
+    y_hat = _drive(model.twin.passes(z_hat, latent_shape(model, height, width)), code_pass)
+    return y_hat.contiguous(memory_format=torch.channels_last)  # the synthesis's layout: no copy there
 
 
 @torch.no_grad()

@@ -27,10 +27,28 @@ class TableSet:
         ]
 
 
+GROUP_BLOCK = 1 << 20  # positions sorted at a time by `_groups`: bounds its int64 temporaries
+
+
 def _groups(index: np.ndarray, n_tables: int) -> tuple[np.ndarray, np.ndarray]:
-    """Positions sorted by table, and the start of each table's run in that order."""
-    order = np.argsort(index, kind="stable")
-    starts = np.searchsorted(index[order], np.arange(n_tables + 1))
+    """Positions sorted by table, stably (int32 below 2**31), and the start of each table's run in that order.
+
+    Sorted a block at a time, each block's runs copied to its tables' places: a whole-array
+    argsort would hold two int64 copies of the index (18 bytes a symbol, 160 MB of a 24-megapixel
+    image's pass) where this holds the int32 result."""
+    starts = np.zeros(n_tables + 1, np.int64)
+    np.cumsum(np.bincount(index, minlength=n_tables), out=starts[1:])
+    dtype = np.int32 if len(index) < 1 << 31 else np.int64
+    order = np.empty(len(index), dtype)
+    fill = starts[:-1].copy()  # where each table's next positions go
+    for b in range(0, len(index), GROUP_BLOCK):
+        part = index[b : b + GROUP_BLOCK]
+        sorted_part = np.argsort(part, kind="stable").astype(dtype) + b
+        counts = np.bincount(part, minlength=n_tables)
+        ends = np.cumsum(counts)
+        for k in np.flatnonzero(counts):
+            order[fill[k] : fill[k] + counts[k]] = sorted_part[ends[k] - counts[k] : ends[k]]
+            fill[k] += counts[k]
     return order, starts
 
 

@@ -103,10 +103,10 @@ class CheckerboardTwin(HyperpriorTwin):
         step = self._pass(progress.tracked(map(anchor_rows, bands), len(bands), "entropy model, anchors",
                                            "band"), m, is_anchor, scales)
         y = torch.empty(m, h, w)
-        grid = torch.zeros(h, w, m)  # the context's input fits float32 exactly: |a| <= 2**24
+        grid = torch.zeros(h, w, m, dtype=self.context_layer.kept_dtype)  # the context's input
         for c, y_a in _latent(step, (yield step)):
             y[c, is_anchor] = (y_a / ONE).float()
-            grid[is_anchor, c] = self.context_layer.take(y_a).T.float()
+            grid[is_anchor, c] = self.context_layer.take(y_a).T.to(grid.dtype)
         del step
 
         def other_rows(i: int) -> tuple[torch.Tensor, torch.Tensor]:

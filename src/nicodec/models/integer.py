@@ -121,6 +121,14 @@ class Layer:
         self.fast_weight = self.weight.to(self.dtype)
         self.fast_bias = self.bias.to(self.dtype)
 
+    @property
+    def kept_dtype(self) -> torch.dtype:
+        """The narrowest dtype that holds `take`'s values exactly, for inputs kept across a pass:
+        an 8-bit grid's integers, or clamped fixed point (|a| <= 2**24) in float32."""
+        if self.grid is None:
+            return torch.float32
+        return torch.int8 if self.grid.signed else torch.uint8
+
     def take(self, a: torch.Tensor) -> torch.Tensor:
         """The layer's input from a fixed-point activation."""
         return self.grid.take(a) if self.grid else clamp(a)
