@@ -97,7 +97,7 @@ def worker(mode: str, name: str, threads: int, images: list[Path], work: Path, m
     pixels = size = 0
     per_image = []
     for path in images:
-        rgb = np.load(path)
+        rgb = np.load(path, mmap_mode="r" if mode == "decode" else None)  # decode: its shape only
         encoded = work / f"{path.stem}.{name}.bin"
         if mode == "encode":
             start = time.perf_counter()

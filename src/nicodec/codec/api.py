@@ -164,6 +164,7 @@ def decompress(data: bytes, model: str | InferenceModel | None = None,
     with _payload_errors(header):
         rgb = latent.synthesize(m, y_hat, header.quality, draft.size(header.height, header.width, reduce),
                                 backend=engine, reduce=reduce)
+    del y_hat  # gone before the image is assembled: a big image's peak memory is at the end
     if alpha is not None and reduce != 1:
         alpha = np.asarray(Image.fromarray(alpha).reduce(reduce))  # box filter, sizes rounded up
     image = imaging.assemble(rgb, alpha, header.mode)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from nicodec.bitstream.container import FormatError, Kind, Section
-from nicodec.codec import tiling
+from nicodec.codec import memory, tiling
 from nicodec.codec.backend import Backend, resolve
 from nicodec.entropy import coder
 from nicodec.models import draft
@@ -77,6 +77,12 @@ def _hyper_latent(model: InferenceModel, y: torch.Tensor) -> torch.Tensor | None
     return torch.round(model.net.h_a(y)) if model.z_tables is not None else None
 
 
+def _at(y: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+    """A pass's latent values in coding order: y [1, M, H, W] at the [H, W] positions `where`,
+    channel by channel (a 2-D mask: a 3-D one would index through a 24-byte-a-symbol copy)."""
+    return y[0][:, where].reshape(-1)
+
+
 RESIDUALS_AT_ONCE = 1 << 20  # symbols computed per step: bounds the float64 temporaries
 
 
@@ -95,6 +101,7 @@ def _drive(passes: Passes, code_pass) -> torch.Tensor:
     while True:
         symbols = code_pass(number, step)
         del step  # a pass's tables and means go as soon as its symbols are coded (memory)
+        memory.release()
         try:
             step = passes.send(symbols)
         except StopIteration as done:
@@ -120,7 +127,7 @@ def encode_latent(model: InferenceModel, y: torch.Tensor) -> list[Section]:
         sections += _coded(Kind.Z, Kind.Z_ESCAPES, z_words, z_esc)
 
     def code_pass(number, step):
-        symbols = _residuals(y[0][step.where], step.mean)
+        symbols = _residuals(_at(y, step.where), step.mean)
         sections.extend(_coded(*PASS_KINDS[number], *coder.encode(symbols, step.index, model.y_tables)))
         return symbols
 
@@ -203,7 +210,7 @@ def estimate_bits(model: InferenceModel, y: torch.Tensor) -> float:
     bits = [-torch.log2(model.net.z_prior.likelihood(z_hat).double()).sum()]
 
     def code_pass(number, step):
-        symbols = torch.round(y[0][step.where].double() - step.mean / ONE)
+        symbols = torch.round(_at(y, step.where).double() - step.mean / ONE)
         bits.append(-torch.log2(gaussian_likelihood(symbols, step.scale / ONE)).sum())
         return symbols.long().numpy()
 

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from nicodec import progress
+from nicodec.codec import memory
 from nicodec.models.stages import Window
 
 SYNTHESIS_TILE = 512  # output pixels per tile side (at most): ~150 MB of activations per tile
@@ -142,6 +143,8 @@ def run_tiles(compute: Callable[[Window], torch.Tensor], out_size: tuple[int, in
             out[win[0][0]:win[0][1], win[1][0]:win[1][1]] = part
         else:
             out[..., win[0][0]:win[0][1], win[1][0]:win[1][1]] = part
+        del part
+        memory.release()  # the tile's buffers, before the next tile's land beside them
 
     if _openmp() is None:  # no per-thread setting to be had: one tile at a time, torch's threads
         for _ in progress.tracked(map(work, windows), len(windows), desc, "tile"):

@@ -142,7 +142,8 @@ def nicodec_codec(model: str | None = None, effort: int = 1) -> Codec:
         return compress(rgb, int(value), model=m, effort=effort)
 
     def decode(data: bytes, threads: int) -> np.ndarray:
-        return np.asarray(decompress(data, model=m).convert("RGB"))
+        image = decompress(data, model=m)
+        return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
 
     slow = f", {refine.describe(effort)}" if effort > 1 else ""
     tag = f"-{hashlib.sha256(slow.encode()).hexdigest()[:8]}" if slow else ""

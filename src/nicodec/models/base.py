@@ -89,8 +89,9 @@ def rounded(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 @dataclass
 class Pass:
     """One coding pass over the latent, as the integer twin computes it: the table `index`, and
-    the fixed-point `mean` and `scale`, of each symbol in coding order, which is the C order of
-    the symbols' positions `where` (a boolean [M, H, W] mask). The scale is there only when the
+    the fixed-point `mean` and `scale`, of each symbol in coding order: channel by channel, each
+    over the positions of `where` (a boolean [H, W] mask, the same for every channel) in raster
+    order. The scale is there only when the
     passes were asked for it (`passes(..., scales=True)`): rate estimates read it, coding never."""
 
     index: np.ndarray

@@ -140,7 +140,7 @@ class CheckerboardTwin(HyperpriorTwin):
                 scale[:, part] = band_scale.T
             start = part.stop
         return Pass(index.reshape(-1).numpy(), mean.reshape(-1), None if scale is None else scale.reshape(-1),
-                    where.expand(m, *where.shape))
+                    where)
 
 
 LATENT_CHANNELS_AT_ONCE = 32  # float64 temporaries of the reconstructed latent, channels at a time
@@ -149,7 +149,7 @@ LATENT_CHANNELS_AT_ONCE = 32  # float64 temporaries of the reconstructed latent,
 def _latent(step: Pass, symbols: np.ndarray) -> Iterator[tuple[slice, torch.Tensor]]:
     """The pass's fixed-point latent values (symbols * ONE + mean, float64, [channels, positions])
     a few channels at a time."""
-    mean = step.mean.reshape(step.where.shape[0], -1)
+    mean = step.mean.reshape(-1, int(step.where.sum()))
     values = torch.from_numpy(symbols).reshape(mean.shape)
     for c0 in range(0, mean.shape[0], LATENT_CHANNELS_AT_ONCE):
         c = slice(c0, c0 + LATENT_CHANNELS_AT_ONCE)

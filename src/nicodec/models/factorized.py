@@ -27,7 +27,7 @@ class FactorizedTwin:
         _, m, h, w = shape
         index = np.repeat(np.arange(m, dtype=np.uint16), h * w)
         symbols = yield Pass(index, torch.zeros(len(index), dtype=torch.float64), None,
-                             torch.ones(m, h, w, dtype=torch.bool))
+                             torch.ones(h, w, dtype=torch.bool))
         return torch.from_numpy(symbols).float().reshape(1, m, h, w)
 
 

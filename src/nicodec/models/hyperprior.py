@@ -47,7 +47,7 @@ class HyperpriorTwin:
         mean, scale = params[:, :m].T, params[:, m:].T
         symbols = yield Pass(self.index(scale).reshape(-1).numpy(), mean.reshape(-1),
                              scale.reshape(-1) if scales else None,
-                             torch.ones(m, h, w, dtype=torch.bool))
+                             torch.ones(h, w, dtype=torch.bool))
         return (torch.from_numpy(symbols).double() + mean.reshape(-1) / ONE).float().reshape(1, m, h, w)
 
 
