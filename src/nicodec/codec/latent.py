@@ -101,7 +101,8 @@ def _drive(passes: Passes, code_pass) -> torch.Tensor:
     while True:
         symbols = code_pass(number, step)
         del step  # a pass's tables and means go as soon as its symbols are coded (memory)
-        memory.release()
+        if len(symbols) >= memory.BIG_PASS:
+            memory.release()
         try:
             step = passes.send(symbols)
         except StopIteration as done:

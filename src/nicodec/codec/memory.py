@@ -23,6 +23,11 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 
 _TRIM = _malloc_trim()
+# Only a large image is worth it (a trim costs page faults later): one of this many tiles, or a
+# coding pass of this many symbols (a 24 MP image has ~100 synthesis tiles and 15M-symbol passes;
+# a Kodak image 2 tiles and 250k-symbol passes).
+MANY_TILES = 8
+BIG_PASS = 1 << 22
 
 
 def release() -> None:
