@@ -31,7 +31,7 @@ GROUP_BLOCK = 1 << 20  # positions sorted at a time by `_groups`: bounds its int
 
 
 def _groups(index: np.ndarray, n_tables: int) -> tuple[np.ndarray, np.ndarray]:
-    """Positions sorted by table, stably (int32 below 2**31), and the start of each table's run in that order.
+    """Positions sorted by table, stably (int32 below 2**31), and where each table's run starts.
 
     Sorted a block at a time, each block's runs copied to its tables' places: a whole-array
     argsort would hold two int64 copies of the index (18 bytes a symbol, 160 MB of a 24-megapixel

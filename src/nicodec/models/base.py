@@ -91,8 +91,8 @@ class Pass:
     """One coding pass over the latent, as the integer twin computes it: the table `index`, and
     the fixed-point `mean` and `scale`, of each symbol in coding order: channel by channel, each
     over the positions of `where` (a boolean [H, W] mask, the same for every channel) in raster
-    order. The scale is there only when the
-    passes were asked for it (`passes(..., scales=True)`): rate estimates read it, coding never."""
+    order. The scale is there only when the passes were asked for it (`passes(..., scales=True)`):
+    rate estimates read it, coding never."""
 
     index: np.ndarray
     mean: torch.Tensor

@@ -57,7 +57,8 @@ class InferenceModel:
         self.name: str = meta["model"]
         self.model_id = validate.model_id(self.name, sha256)
         self.family: type[VariableRateModel] = MODELS[self.name]  # class facts (downsampling...)
-        self._source, self._sha256 = source, sha256
+        self._source: bytes | Path | None = source
+        self._sha256 = sha256
         self._lock = threading.Lock()
         self._built: tuple | None = None
         tables = _tensors(source, TABLE_KEYS)
@@ -76,12 +77,15 @@ class InferenceModel:
             with self._lock:  # several decoding threads may ask at once: one builds
                 if self._built is None:
                     self._built = self._build()
+                    self._source = None  # a bytes source is not kept beside its networks
         return self._built
 
     def _build(self) -> tuple[VariableRateModel, dict[str, IntegerSynthesis], Any]:
-        data = self._source if isinstance(self._source, bytes) else self._source.read_bytes()
-        if hashlib.sha256(data).hexdigest() != self._sha256:
-            raise ValueError(f"weights of '{self.name}' changed on disk since they were loaded")
+        data = self._source
+        if isinstance(data, Path):  # hashed when loaded, read again now: the same file?
+            data = data.read_bytes()
+            if hashlib.sha256(data).hexdigest() != self._sha256:
+                raise ValueError(f"weights of '{self.name}' changed on disk since they were loaded")
         tensors = load(data)
         del data
         net = build_model(self.name, **self.config)
