@@ -34,6 +34,18 @@ def test_roundtrip_with_escapes(tables):
     assert np.array_equal(coder.decode(words, escapes, index, tables), symbols)
 
 
+def test_coding_a_chunk_at_a_time_writes_the_same_stream(tables, monkeypatch):
+    """Runs longer than a chunk (escapes included) give the bytes of one push per run."""
+    rng = np.random.default_rng(3)
+    index = rng.integers(0, 4, 5000)  # few tables: every run spans many chunks
+    symbols = np.round(rng.normal(0, gaussian_scales()[index])).astype(np.int32)
+    symbols[::101] = rng.integers(-10**6, 10**6, len(symbols[::101]))
+    whole = coder.encode(symbols, index, tables)
+    monkeypatch.setattr(coder, "CHUNK", 97)
+    assert coder.encode(symbols, index, tables) == whole
+    assert np.array_equal(coder.decode(*whole, index, tables), symbols)
+
+
 def test_rate_matches_entropy(tables):
     rng = np.random.default_rng(2)
     index = np.full(50000, 30)

@@ -87,18 +87,24 @@ RESIDUALS_AT_ONCE = 1 << 20  # symbols computed per step: bounds the float64 tem
 
 
 def _residuals(values: torch.Tensor, mean: torch.Tensor) -> np.ndarray:
-    """The symbols round(y - mean) of a pass (int64), a million at a time."""
-    out = torch.empty(len(values), dtype=torch.int64)
+    """The symbols round(y - mean) of a pass (int32, as the decoder's), a million at a time."""
+    out = torch.empty(len(values), dtype=torch.int32)
     for i in range(0, len(values), RESIDUALS_AT_ONCE):
         part = slice(i, i + RESIDUALS_AT_ONCE)
-        out[part] = torch.round(values[part].double() - mean[part] / ONE)
+        symbols = torch.round(values[part].double() - mean[part] / ONE)
+        if len(symbols) and symbols.abs().max() > torch.iinfo(torch.int32).max:
+            raise ValueError("latent out of range (not the analysis of an image)")
+        out[part] = symbols
     return out.numpy()
 
 
 def _drive(passes: Passes, code_pass) -> torch.Tensor:
-    """Run a twin's passes: code_pass(number, pass) returns that pass's symbols; returns y_hat."""
+    """Run a twin's passes: code_pass(number, pass) returns that pass's symbols; returns y_hat
+    (None if the passes were built with `rebuild=False`)."""
     step, number = next(passes), 0
     while True:
+        if len(step.index) >= memory.BIG_PASS:  # the pass's band temporaries are free by now
+            memory.release()
         symbols = code_pass(number, step)
         del step  # a pass's tables and means go as soon as its symbols are coded (memory)
         if len(symbols) >= memory.BIG_PASS:
@@ -132,7 +138,7 @@ def encode_latent(model: InferenceModel, y: torch.Tensor) -> list[Section]:
         sections.extend(_coded(*PASS_KINDS[number], *coder.encode(symbols, step.index, model.y_tables)))
         return symbols
 
-    _drive(model.twin.passes(z_hat, y.shape), code_pass)
+    _drive(model.twin.passes(z_hat, y.shape, rebuild=False), code_pass)
     return sections
 
 
@@ -215,5 +221,5 @@ def estimate_bits(model: InferenceModel, y: torch.Tensor) -> float:
         bits.append(-torch.log2(gaussian_likelihood(symbols, step.scale / ONE)).sum())
         return symbols.long().numpy()
 
-    _drive(model.twin.passes(z_hat, y.shape, scales=True), code_pass)
+    _drive(model.twin.passes(z_hat, y.shape, scales=True, rebuild=False), code_pass)
     return float(sum(bits))

@@ -28,6 +28,7 @@ class TableSet:
 
 
 GROUP_BLOCK = 1 << 20  # positions sorted at a time by `_groups`: bounds its int64 temporaries
+CHUNK = 1 << 16  # symbols coded at a time (bounds temporaries; decoding checks the stream between)
 
 
 def _groups(index: np.ndarray, n_tables: int) -> tuple[np.ndarray, np.ndarray]:
@@ -57,28 +58,21 @@ def encode(symbols: np.ndarray, index: np.ndarray, tables: TableSet) -> tuple[by
     if np.any((index < 0) | (index >= len(tables.models))):
         raise ValueError("table index out of range")
     order, starts = _groups(index, len(tables.models))
-    runs, escapes = [], []
-    for k, model in enumerate(tables.models):
-        values = symbols[order[starts[k] : starts[k + 1]]].astype(np.int64)
-        if not len(values):
-            runs.append(None)
-            continue
-        off = tables.offsets[k]
-        outside = np.abs(values) > off
-        escapes.append(values[outside])
-        coded = np.where(outside, 2 * off + 1, values + off).astype(np.int32)
-        runs.append((coded, model))
     coder = constriction.stream.stack.AnsCoder()
-    for run in reversed(runs):  # ANS is a stack: push the last run first
-        if run is not None:
-            coder.encode_reverse(*run)
+    escapes = []  # last first, as pushed
+    for k in reversed(range(len(tables.models))):  # ANS is a stack: push the last symbol first
+        off, run = tables.offsets[k], order[starts[k] : starts[k + 1]]
+        for i in reversed(range(0, len(run), CHUNK)):  # a chunk at a time: bounded temporaries
+            values = symbols[run[i : i + CHUNK]].astype(np.int64)
+            outside = np.abs(values) > off
+            escapes.append(values[outside])
+            coder.encode_reverse(np.where(outside, 2 * off + 1, values + off).astype(np.int32), tables.models[k])
     payload = coder.get_compressed().astype("<u4").tobytes()
-    escaped = np.concatenate(escapes) if escapes else np.zeros(0, np.int64)
+    escaped = np.concatenate(escapes[::-1]) if escapes else np.zeros(0, np.int64)
     return payload, write_varints(escaped)
 
 
 SLACK_BITS = 64  # rounding: bits a valid stream's symbols may cost beyond what the coder holds
-CHUNK = 1 << 16  # symbols decoded between checks that the stream has not run out
 
 
 def decode(payload: bytes, escape_stream: bytes, index: np.ndarray, tables: TableSet) -> np.ndarray:

@@ -100,9 +100,10 @@ class Pass:
     where: torch.Tensor
 
 
-Passes = Generator[Pass, np.ndarray, torch.Tensor]
-"""A twin's `passes(z_hat, shape, scales=False)`: yields each pass, receives its integer symbols
-(coding order), returns the latent y_hat (float32 [1, M, H, W]) once every pass is done."""
+Passes = Generator[Pass, np.ndarray, torch.Tensor | None]
+"""A twin's `passes(z_hat, shape, scales=False, rebuild=True)`: yields each pass, receives its
+integer symbols (coding order), returns the latent y_hat (float32 [1, M, H, W]) once every pass
+is done, or None with `rebuild=False` (an encoder already has its latent: no second copy)."""
 
 class VariableRateModel(nn.Module):
     """Subclasses define `g_a`, `g_s`, `name`, `entropy` ("hyperprior" or "factorized")."""

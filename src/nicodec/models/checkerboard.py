@@ -88,7 +88,8 @@ class CheckerboardTwin(HyperpriorTwin):
             acc = torch.addmm(layer.fast_bias, tap, weight) if acc is None else acc.addmm_(tap, weight)
         return layer.give(acc)
 
-    def passes(self, z_hat: torch.Tensor, shape: torch.Size, scales: bool = False) -> Passes:
+    def passes(self, z_hat: torch.Tensor, shape: torch.Size, scales: bool = False,
+               rebuild: bool = True) -> Passes:
         _, m, h, w = shape
         is_anchor = anchor_mask(h, w)[0, 0].bool()
         bands = self.bands(h, w)
@@ -102,10 +103,11 @@ class CheckerboardTwin(HyperpriorTwin):
 
         step = self._pass(progress.tracked(map(anchor_rows, bands), len(bands), "entropy model, anchors",
                                            "band"), m, is_anchor, scales)
-        y = torch.empty(m, h, w)
+        y = torch.empty(m, h, w) if rebuild else None
         grid = torch.zeros(h, w, m, dtype=self.context_layer.kept_dtype)  # the context's input
         for c, y_a in _latent(step, (yield step)):
-            y[c, is_anchor] = (y_a / ONE).float()
+            if y is not None:
+                y[c, is_anchor] = (y_a / ONE).float()
             grid[is_anchor, c] = self.context_layer.take(y_a).T.to(grid.dtype)
         del step
 
@@ -117,7 +119,10 @@ class CheckerboardTwin(HyperpriorTwin):
         step = self._pass(progress.tracked(map(other_rows, range(len(bands))), len(bands),
                                            "entropy model, the rest", "band"), m, ~is_anchor, scales)
         grid = None  # read by every band already: freed before the symbols are decoded
-        for c, y_n in _latent(step, (yield step)):
+        symbols = yield step
+        if y is None:
+            return None
+        for c, y_n in _latent(step, symbols):
             y[c, ~is_anchor] = (y_n / ONE).float()
         return y[None]
 

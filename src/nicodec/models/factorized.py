@@ -23,12 +23,13 @@ class FactorizedTwin:
     def __init__(self, *_: object) -> None:
         """Nothing to build: no network picks the tables."""
 
-    def passes(self, z_hat: None, shape: torch.Size, scales: bool = False) -> Passes:
+    def passes(self, z_hat: None, shape: torch.Size, scales: bool = False,
+               rebuild: bool = True) -> Passes:
         _, m, h, w = shape
         index = np.repeat(np.arange(m, dtype=np.uint16), h * w)
         symbols = yield Pass(index, torch.zeros(len(index), dtype=torch.float64), None,
                              torch.ones(h, w, dtype=torch.bool))
-        return torch.from_numpy(symbols).float().reshape(1, m, h, w)
+        return torch.from_numpy(symbols).float().reshape(1, m, h, w) if rebuild else None
 
 
 class FactorizedModel(VariableRateModel):

@@ -41,13 +41,16 @@ class HyperpriorTwin:
         """Table index of each fixed-point scale, by integer comparison with stored thresholds."""
         return torch.searchsorted(self.thresholds, scale.long().contiguous(), right=True).to(torch.uint8)
 
-    def passes(self, z_hat: torch.Tensor, shape: torch.Size, scales: bool = False) -> Passes:
+    def passes(self, z_hat: torch.Tensor, shape: torch.Size, scales: bool = False,
+               rebuild: bool = True) -> Passes:
         _, m, h, w = shape
         params = torch.cat([self.hyper(z_hat, band, w) for band in self.bands(h, w)])  # [H*W, 2M]
         mean, scale = params[:, :m].T, params[:, m:].T
         symbols = yield Pass(self.index(scale).reshape(-1).numpy(), mean.reshape(-1),
                              scale.reshape(-1) if scales else None,
                              torch.ones(h, w, dtype=torch.bool))
+        if not rebuild:
+            return None
         return (torch.from_numpy(symbols).double() + mean.reshape(-1) / ONE).float().reshape(1, m, h, w)
 
 
