@@ -61,12 +61,12 @@ def encode(symbols: np.ndarray, index: np.ndarray, tables: TableSet) -> tuple[by
     coder = constriction.stream.stack.AnsCoder()
     escapes = []  # last first, as pushed
     for k in reversed(range(len(tables.models))):  # ANS is a stack: push the last symbol first
-        off, run = tables.offsets[k], order[starts[k] : starts[k + 1]]
+        off, run, model = tables.offsets[k], order[starts[k] : starts[k + 1]], tables.models[k]
         for i in reversed(range(0, len(run), CHUNK)):  # a chunk at a time: bounded temporaries
             values = symbols[run[i : i + CHUNK]].astype(np.int64)
             outside = np.abs(values) > off
             escapes.append(values[outside])
-            coder.encode_reverse(np.where(outside, 2 * off + 1, values + off).astype(np.int32), tables.models[k])
+            coder.encode_reverse(np.where(outside, 2 * off + 1, values + off).astype(np.int32), model)
     payload = coder.get_compressed().astype("<u4").tobytes()
     escaped = np.concatenate(escapes[::-1]) if escapes else np.zeros(0, np.int64)
     return payload, write_varints(escaped)
