@@ -30,6 +30,17 @@ def test_entropy_parameters_are_batch_and_padding_invariant():
     assert torch.equal(single[interior], padded[interior])
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_table_index_by_lookup_is_the_threshold_search(dtype):
+    """Every scale from below zero to past the last threshold gets the searched table."""
+    twin = load_model().twin
+    assert twin.lookup is not None
+    scale = torch.arange(-300, int(twin.thresholds[-1]) + 300, dtype=dtype)
+    searched = torch.searchsorted(twin.thresholds, scale.long(), right=True).to(torch.uint8)
+    assert torch.equal(twin.index(scale), searched)
+    assert twin.index(scale).max() == len(twin.thresholds)
+
+
 @pytest.mark.parametrize("name", CHECKERBOARD_MODELS)
 def test_extreme_inputs_stay_exact(name):
     m = load_model(name)
