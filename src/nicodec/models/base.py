@@ -213,7 +213,7 @@ class VariableRateModel(nn.Module):
                 part = slice(start, start + points[i])
                 scale = self._interp(getattr(self, f"{net}_log_scale")[:, part], t)
                 shift = self._lerp(getattr(self, f"{net}_shift")[:, part], t)
-                out.append(Stage(lambda x, a=scale, b=shift: x * a + b))
+                out.append(Stage(lambda x, a=scale, b=shift: torch.addcmul(b, x, a)))  # fused: 1 pass
                 start = part.stop
             out += stages_of([layer])
             if blocks is not None and str(i) in blocks:
