@@ -179,6 +179,8 @@ def stages_of(modules: Sequence[nn.Module]) -> list[Stage]:
 
 
 class _Bias(nn.Module):
+    """A transposed convolution's bias, added in place to the window its stage kept."""
+
     def __init__(self, bias: torch.Tensor) -> None:
         super().__init__()
         self.bias = bias
