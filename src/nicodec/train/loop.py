@@ -7,6 +7,7 @@ Launch through `nicodec train` (one process) or `torchrun --nproc_per_node=N -m 
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import math
 import os
@@ -456,9 +457,17 @@ class Trainer:
             bar.close()
         if logger:
             logger.close()
-        if self.world > 1:  # tear gloo down in step, or a rank may abort at interpreter exit
-            dist.barrier()
-            dist.destroy_process_group()
+        if self.world > 1:
+            self._leave_group()
+
+    def _leave_group(self) -> None:
+        """Tear gloo down in step on every rank, while the interpreter is whole: DDP's reducer
+        holds the process group, so it goes first and the group's threads are joined here, not
+        by a destructor at interpreter exit (where a rank could abort after a finished run)."""
+        self.net = self.model
+        gc.collect()
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 class MetricLogger:
