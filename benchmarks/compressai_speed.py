@@ -22,7 +22,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.machine import cpu, describe  # noqa: E402
 from benchmarks.memory import peak_rss_mb  # noqa: E402
 
 CAI_QUALITY = 8
@@ -40,7 +40,6 @@ NICODEC_MODELS = ("checkerboard", "fast")
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
 CAI_PYTHON = Path("/work/venv-cai/bin/python")
 CAI_STUBS = Path("/work/cai-stubs")
-FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx")  # "amx": any amx_* flag
 
 
 
@@ -137,16 +136,6 @@ def _run_worker(kind: str, name: str, threads: int, images: list[Path], python: 
     return json.loads(done.stdout.splitlines()[-1])
 
 
-def _cpu() -> tuple[str, dict[str, bool]]:
-    """The CPU model and whether the flags that matter for torch's CPU kernels are present."""
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
-    fields = {k.strip(): v.strip() for k, v in fields.items()}
-    flags = set(fields.get("flags", "").split())
-    present = {f: (any(g.startswith("amx") for g in flags) if f == "amx" else f in flags) for f in FLAGS}
-    return fields.get("model name", platform.processor() or "unknown"), present
-
-
 def _git_head() -> str:
     root = Path(__file__).resolve().parents[1]
     try:
@@ -221,8 +210,8 @@ def main() -> int:
         r["speedup"] = {} if r["kind"] != "nicodec" else {
             c["name"]: c["decode_median_seconds"] / r["decode_median_seconds"]
             for c in rows if c["kind"] == "compressai" and c["threads"] == r["threads"]}
-    cpu, flags = _cpu()
-    meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "cpu": cpu,
+    cpu_name, flags = cpu()
+    meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "cpu": cpu_name,
             "cpus": os.cpu_count(), "flags": flags, "load_average_at_start": load,
             "command": " ".join(["python", "benchmarks/compressai_speed.py", *sys.argv[1:]]),
             "nicodec_commit": _git_head(), "images": [p.name for p in images],
@@ -230,13 +219,13 @@ def main() -> int:
             "libraries": {r["model"]: r["library"] for r in rows if r["threads"] == threads[0]}}
     table = _table(rows, cai_models)
     verdicts = _verdicts(rows)
-    flag_text = ", ".join(f"{f} {'yes' if v else 'no'}" for f, v in flags.items())
     libs = "\n".join(f"- {k}: {v}" for k, v in meta["libraries"].items())
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "compressai_speed.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     (args.out / "compressai_speed.md").write_text(
         f"# nicodec vs CompressAI (same class), decode speed\n\n"
-        f"{meta['date']} · {cpu}, {meta['cpus']} CPUs ({flag_text}) · nicodec {meta['nicodec_commit']} · "
+        f"{meta['date']} · {meta['cpus']} CPUs: {describe()} · "
+        f"nicodec {meta['nicodec_commit']} · "
         f"Kodak {', '.join(meta['images'])} · load average at start {load[0]:.2f}\n\n"
         f"Command: `{meta['command']}`\n\n"
         f"{table}\n\n" + "\n".join(verdicts) + "\n\n"

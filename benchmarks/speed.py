@@ -1,12 +1,13 @@
 """Speed and memory of nicodec and the baselines at quality 75, with 1 and 2 threads.
 
     python benchmarks/speed.py [--limit N] [--big 24,48 | --no-big] [--threads 1,2] [--out benchmarks/results]
-                               [--codecs nicodec,nicodec:fast,jpeg-420,webp,avif,jxl]
+                               [--codecs nicodec,nicodec:fast,jpeg-420,webp,avif,jxl] [--isa native|avx2]
 
 Each (image set, codec, threads, encode|decode) runs in its own subprocess, so the peak RSS it reports
 (getrusage RUSAGE_SELF at the end) belongs to that measurement alone, and one codec's caches or
 thread pools never affect another's timing. Times exclude process start-up, imports and model load
 (a warm-up on a small image runs first); megapixels/s = image pixels / wall-clock seconds.
+`--isa avx2` caps nicodec's kernels to AVX2 on a bigger CPU (`benchmarks/machine.py`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.machine import ISA_CAPS, describe  # noqa: E402
 from benchmarks.memory import peak_rss_mb  # noqa: E402
 
 QUALITY = 75
@@ -122,8 +124,8 @@ def worker(mode: str, name: str, threads: int, images: list[Path], work: Path, m
 
 
 def _run_worker(mode: str, name: str, threads: int, images: list[Path], work: Path,
-                model: str | None) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+                model: str | None, isa: str) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), **ISA_CAPS[isa]}
     cmd = [sys.executable, __file__, "--worker", mode, name, str(threads), str(work),
            *(["--model", model] if model else []), *map(str, images)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -196,6 +198,8 @@ def main() -> int:
     ap.add_argument("--codecs", default=",".join(CODECS), help=f"default {','.join(CODECS)}")
     ap.add_argument("--kodak", type=Path, default=KODAK, help=f"Kodak folder (default {KODAK})")
     ap.add_argument("--model", help="nicodec model name or file (default: the manifest's)")
+    ap.add_argument("--isa", choices=sorted(ISA_CAPS), default="native",
+                    help="cap nicodec's kernels to this instruction set (default native)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = ap.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
@@ -211,13 +215,14 @@ def main() -> int:
                 for t in threads:
                     row = {"set": set_name, "codec": name, "threads": t}
                     for mode in ("encode", "decode"):
-                        row[mode] = _run_worker(mode, name, t, images, work, args.model)
+                        row[mode] = _run_worker(mode, name, t, images, work, args.model, args.isa)
                     rows.append(row)
                     print(_table([row]).splitlines()[-1], flush=True)
     table = _table(rows) + _split_table(rows)
     big = ", ".join("{}x{} Kodak mosaic".format(*big_size(m)) for m in big) or None
     meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "quality": QUALITY,
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "python": platform.python_version(),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "cpu": describe(args.isa),
+            "python": platform.python_version(),
             "kodak_images": args.limit, "big": big,
             "libraries": {r["codec"]: r["encode"]["library"] for r in rows}}
     args.out.mkdir(parents=True, exist_ok=True)
@@ -225,7 +230,7 @@ def main() -> int:
     libs = "\n".join(f"- {k}: {v}" for k, v in meta["libraries"].items())
     (args.out / "speed.md").write_text(
         f"# Speed and memory at quality {QUALITY}\n\n{meta['date']} · {meta['machine']} · "
-        f"Kodak ×{args.limit}{' + ' + big if big else ''}\n\n{table}\n\n"
+        f"Kodak ×{args.limit}{' + ' + big if big else ''}\n\nCPU: {meta['cpu']}\n\n{table}\n\n"
         "Times exclude start-up, imports and model load; peak RSS is the whole process "
         "(interpreter, libraries incl. torch, model, image) during that measurement, and (before) is "
         "its peak after imports and warm-up, before the measured images. JPEG and WebP encode "
