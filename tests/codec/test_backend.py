@@ -16,6 +16,7 @@ from nicodec import compress, decompress
 from nicodec.bitstream import container
 from nicodec.cli.main import main
 from nicodec.codec import api, backend, latent, tiling
+from nicodec.models import subspace
 from nicodec.models.pretrained import load_model
 from nicodec.models.stages import run_window
 from tests.conftest import BLOCK_OPTIONAL, optional_modules
@@ -43,13 +44,14 @@ def _sections(model, rgb: np.ndarray, quality: int) -> dict:
 
 def test_torch_backend_is_the_stage_chain(crop_array):
     """The default backend runs exactly the transforms' stage chains tile by tile, as the codec did
-    before backends existed: identical latents and pixels, by name or by object."""
+    before backends existed (the analysis with its subspace shortcut): identical latents and
+    pixels, by name or by object."""
     model = load_model()
     level = latent.quality_level(model, 60)
     source, size = tiling.image_source(crop_array, model.net.downsampling)
     grid = (size[0] // 16, size[1] // 16)
-    before = tiling.run_tiles(partial(run_window, model.net.analysis_stages(level), source, size), grid,
-                              tiling.ANALYSIS_TILE)
+    stages = model.net.analysis_stages(level, subspace.bases(model.net, level))
+    before = tiling.run_tiles(partial(run_window, stages, source, size), grid, tiling.ANALYSIS_TILE)
     y = latent.analyse(model, crop_array, 60)
     assert torch.equal(y, before) and torch.equal(latent.analyse(model, crop_array, 60, backend="torch"), y)
 

@@ -13,7 +13,8 @@ pixel value or two; and on the encoder the analysis's rounding may pick other sy
 changes the file but never whether, or how, it decodes.
 
 - `torch` (the default): PyTorch on the CPU, the transforms' stage chains (`models.stages`) on
-  exactly each tile's window, one OpenMP thread per tile.
+  exactly each tile's window, one OpenMP thread per tile; the analysis's widest convolution on
+  the principal subspace of its input (`models.subspace`).
 - `cuda`: the same stage chains with the tile on a CUDA GPU.
 - `onnx`: ONNX Runtime on the CPU, with the graphs of `deploy.onnx.export` (built once per model
   into the user's cache folder; the `onnx` extra). The graphs are whole transforms, so a tile runs
@@ -35,7 +36,7 @@ from typing import Any, Protocol
 
 import torch
 
-from nicodec.models import draft
+from nicodec.models import draft, subspace
 from nicodec.models.pretrained import InferenceModel
 from nicodec.models.stages import Stage, Window, run_window
 
@@ -86,7 +87,8 @@ class Torch:
 
     def analysis(self, model: InferenceModel, t: torch.Tensor, source: Source,
                  sizes: tuple[int, int]) -> Windowed:
-        return self._windowed(self._net(model).analysis_stages(t.to(self.device)), source, sizes)
+        net, t = self._net(model), t.to(self.device)
+        return self._windowed(net.analysis_stages(t, subspace.bases(net, t)), source, sizes)
 
     def synthesis(self, model: InferenceModel, t: torch.Tensor, source: Source,
                   sizes: tuple[int, int], reduce: int = 1) -> Windowed:

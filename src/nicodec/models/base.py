@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nicodec.models import subspace
 from nicodec.models.cost import conv_macs
 from nicodec.models.layers import GDN, ResidualBottleneck
 from nicodec.models.stages import Stage, stages_of
@@ -181,12 +182,15 @@ class VariableRateModel(nn.Module):
                                         for _ in range(count)))
                 for i in gdns}))
 
-    def transform(self, net: str, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Run g_a or g_s; with level-affine tables, each GDN layer's input first goes through
-        its channels' scale and shift at level t; residual blocks follow the layers they name."""
+    def transform(self, net: str, x: torch.Tensor, t: torch.Tensor, stop: int | None = None) -> torch.Tensor:
+        """Run g_a or g_s (with `stop`, only its layers before that index: what that layer reads);
+        with level-affine tables, each GDN layer's input first goes through its channels' scale
+        and shift at level t; residual blocks follow the layers they name."""
         layers = getattr(self, net)
         affine = self.config.get("level_affine")
         blocks = getattr(self, f"{net}_res", None) if self.config.get("res_blocks") else None
+        if stop is not None:
+            layers = layers[:stop]
         if not affine and blocks is None:
             return layers(x)
         if affine:
@@ -202,8 +206,9 @@ class VariableRateModel(nn.Module):
                 x = blocks[str(i)](x)
         return x
 
-    def stages(self, net: str, t: torch.Tensor) -> list[Stage]:
-        """`transform(net, ., t)` as stages (`models.stages`): what tiles of the codec run."""
+    def stages(self, net: str, t: torch.Tensor, bases: dict[int, torch.Tensor] | None = None) -> list[Stage]:
+        """`transform(net, ., t)` as stages (`models.stages`): what tiles of the codec run. A
+        layer given a basis [C, r] reads its input projected onto it (`models.subspace`)."""
         layers = getattr(self, net)
         affine = self.config.get("level_affine")
         blocks = getattr(self, f"{net}_res", None) if self.config.get("res_blocks") else None
@@ -215,15 +220,18 @@ class VariableRateModel(nn.Module):
                 shift = self._lerp(getattr(self, f"{net}_shift")[:, part], t)
                 out.append(Stage(lambda x, a=scale, b=shift: torch.addcmul(b, x, a)))  # fused: 1 pass
                 start = part.stop
-            out += stages_of([layer])
+            if bases and i in bases:
+                out += subspace.projected(layer, bases[i])
+            else:
+                out += stages_of([layer])
             if blocks is not None and str(i) in blocks:
                 out += stages_of(blocks[str(i)])
         return out
 
-    def analysis_stages(self, t: torch.Tensor) -> list[Stage]:
-        """`analyse` as stages."""
+    def analysis_stages(self, t: torch.Tensor, bases: dict[int, torch.Tensor] | None = None) -> list[Stage]:
+        """`analyse` as stages (with `bases`, the encoder's faster approximation: `stages`)."""
         gain = self.gain(t)
-        return [*self.stages("g_a", t), Stage(lambda y: y.float() * gain)]
+        return [*self.stages("g_a", t, bases), Stage(lambda y: y.float() * gain)]
 
     def synthesis_stages(self, t: torch.Tensor) -> list[Stage]:
         """`synthesize` as stages."""
