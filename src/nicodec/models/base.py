@@ -29,7 +29,7 @@ from torch import nn
 from nicodec.models import subspace
 from nicodec.models.cost import conv_macs
 from nicodec.models.layers import GDN, ResidualBottleneck
-from nicodec.models.stages import Stage, stages_of
+from nicodec.models.stages import Stage, merged, stages_of
 
 LAMBDA_MIN = 0.0018
 LAMBDA_MAX = 0.25
@@ -231,7 +231,7 @@ class VariableRateModel(nn.Module):
     def analysis_stages(self, t: torch.Tensor, bases: dict[int, torch.Tensor] | None = None) -> list[Stage]:
         """`analyse` as stages (with `bases`, the encoder's faster approximation: `stages`)."""
         gain = self.gain(t)
-        return [*self.stages("g_a", t, bases), Stage(lambda y: y.float() * gain)]
+        return merged([*self.stages("g_a", t, bases), Stage(lambda y: y.float() * gain)])
 
     def synthesis_stages(self, t: torch.Tensor) -> list[Stage]:
         """`synthesize` as stages."""

@@ -16,7 +16,7 @@ kernel // 2 (`layers.deconv`).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +24,7 @@ from torch import nn
 
 Interval = tuple[int, int]  # [start, stop) along one axis
 Window = tuple[Interval, Interval]  # rows, columns
+Fn = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,53 @@ def stages_of(modules: Sequence[nn.Module]) -> list[Stage]:
                 points.append(_Bias(m.bias))
     flush()
     return out
+
+
+CHUNK_POSITIONS = 4096  # positions a block of rows of a per-position run holds: ~2 MB at 128 channels
+
+
+def merged(stages: Sequence[Stage]) -> list[Stage]:
+    """The chain with each run of consecutive per-position stages (level-affine tables, GDN, a
+    projection, biases, activations) merged into one stage that takes a window through the whole
+    run a block of rows at a time: the run's temporaries stay in cache, and only its output is as
+    large as the window (a GDN on a whole 512-pixel tile allocated and faulted in three such
+    arrays). Per-position work gives the same values in blocks; the chain's geometry is unchanged."""
+    out: list[Stage] = []
+    run: list[Stage] = []
+
+    def flush() -> None:
+        if run:
+            out.append(Stage(_by_rows(tuple(s.fn for s in run))))
+            run.clear()
+
+    for stage in stages:
+        if stage.kind == "point":
+            run.append(stage)
+            continue
+        flush()
+        out.append(replace(stage, body=tuple(merged(stage.body))) if stage.kind == "residual" else stage)
+    flush()
+    return out
+
+
+def _by_rows(fns: tuple[Fn, ...]) -> Fn:
+    def run(x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        step = max(1, CHUNK_POSITIONS // max(width, 1))
+        out = None
+        for r in range(0, height, step):
+            y = x[..., r:r + step, :]
+            for fn in fns:
+                y = fn(y)
+            if step >= height:
+                return y
+            if out is None:
+                out = torch.empty((*y.shape[:2], height, width), dtype=y.dtype, device=y.device,
+                                  memory_format=torch.channels_last)
+            out[..., r:r + step, :] = y
+        return out
+
+    return run
 
 
 class _Bias(nn.Module):
