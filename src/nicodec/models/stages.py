@@ -184,43 +184,53 @@ CHUNK_POSITIONS = 4096  # positions a block of rows of a per-position run holds:
 
 def merged(stages: Sequence[Stage]) -> list[Stage]:
     """The chain with each run of consecutive per-position stages (level-affine tables, GDN, a
-    projection, biases, activations) merged into one stage that takes a window through the whole
-    run a block of rows at a time: the run's temporaries stay in cache, and only its output is as
-    large as the window (a GDN on a whole 512-pixel tile allocated and faulted in three such
-    arrays). Per-position work gives the same values in blocks; the chain's geometry is unchanged."""
+    projection, the gain), and the convolution before it if there is one, merged into one stage
+    that takes a window through them a block of output rows at a time: the run's temporaries stay
+    in cache, and neither the convolution's output nor any of the run's is ever as large as the
+    window (on a 512-pixel tile the first convolution's output alone is 33 MB, which glibc maps
+    fresh, and faults in, at every call). Same values in blocks (float rounding of matrix products
+    aside); the chain's geometry is unchanged."""
     out: list[Stage] = []
-    run: list[Stage] = []
+    run: list[Stage] = []  # a convolution or a per-position stage, then per-position stages
 
     def flush() -> None:
-        if run:
-            out.append(Stage(_by_rows(tuple(s.fn for s in run))))
-            run.clear()
+        if run and (len(run) > 1 or run[0].kind == "point"):
+            head, fns = run[0], tuple(s.fn for s in run)
+            out.append(replace(head, fn=_by_rows(fns, head.kernel, head.stride)))
+        elif run:
+            out.append(run[0])
+        run.clear()
 
     for stage in stages:
-        if stage.kind == "point":
+        if stage.kind != "point":
+            flush()
+        if stage.kind in ("conv", "point"):
             run.append(stage)
-            continue
-        flush()
-        out.append(replace(stage, body=tuple(merged(stage.body))) if stage.kind == "residual" else stage)
+        else:
+            out.append(replace(stage, body=tuple(merged(stage.body))) if stage.kind == "residual" else stage)
     flush()
     return out
 
 
-def _by_rows(fns: tuple[Fn, ...]) -> Fn:
+def _by_rows(fns: tuple[Fn, ...], kernel: int = 1, stride: int = 1) -> Fn:
+    """fns in turn on blocks of output rows; the first may be an unpadded convolution (`kernel`,
+    `stride`), whose output block [r, r1) reads input rows [stride r, stride (r1 - 1) + kernel)."""
     def run(x: torch.Tensor) -> torch.Tensor:
-        height, width = x.shape[-2:]
+        height = (x.shape[-2] - kernel) // stride + 1
+        width = (x.shape[-1] - kernel) // stride + 1
         step = max(1, CHUNK_POSITIONS // max(width, 1))
         out = None
         for r in range(0, height, step):
-            y = x[..., r:r + step, :]
+            r1 = min(r + step, height)
+            y = x[..., r * stride:(r1 - 1) * stride + kernel, :]
             for fn in fns:
                 y = fn(y)
-            if step >= height:
+            if r1 == height and out is None:  # one block: no copy
                 return y
             if out is None:
                 out = torch.empty((*y.shape[:2], height, width), dtype=y.dtype, device=y.device,
                                   memory_format=torch.channels_last)
-            out[..., r:r + step, :] = y
+            out[..., r:r1, :] = y
         return out
 
     return run
