@@ -36,6 +36,7 @@ from typing import Any, Protocol
 
 import torch
 
+from nicodec.codec import tiling
 from nicodec.models import draft, subspace
 from nicodec.models.pretrained import InferenceModel
 from nicodec.models.stages import Stage, Window, run_window
@@ -88,7 +89,8 @@ class Torch:
     def analysis(self, model: InferenceModel, t: torch.Tensor, source: Source,
                  sizes: tuple[int, int]) -> Windowed:
         net, t = self._net(model), t.to(self.device)
-        return self._windowed(net.analysis_stages(t, subspace.bases(net, t)), source, sizes)
+        bases = tiling.on_one_thread(lambda: subspace.bases(net, t))
+        return self._windowed(net.analysis_stages(t, bases), source, sizes)
 
     def synthesis(self, model: InferenceModel, t: torch.Tensor, source: Source,
                   sizes: tuple[int, int], reduce: int = 1) -> Windowed:
