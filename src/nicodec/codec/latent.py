@@ -28,6 +28,9 @@ from nicodec.models.pretrained import InferenceModel
 from nicodec.models.priors import gaussian_likelihood
 
 PASS_KINDS = ((Kind.Y, Kind.Y_ESCAPES), (Kind.Y2, Kind.Y2_ESCAPES))
+# Bumped whenever the encoder writes other bytes for the same image and model (2: the analysis's
+# subspace shortcut, session 37): `eval`'s cache keys its nicodec points on it.
+ENCODER_REVISION = 2
 
 
 def quality_level(model: InferenceModel, quality: int) -> torch.Tensor:

@@ -128,12 +128,14 @@ def baselines() -> dict[str, Codec]:
 
 
 def nicodec_codec(model: str | None = None, effort: int = 1) -> Codec:
-    """nicodec through its public API, with the model loaded once; cached by model_id and the
-    file format version (sizes change with either), and by the effort level above 1, whose points
+    """nicodec through its public API, with the model loaded once; cached by model_id, the file
+    format version and the encoder's revision (sizes change with each), and by the effort level
+    above 1, whose points
     are slow enough that a cache is what lets a long evaluation be split over several runs."""
     from nicodec.bitstream.container import VERSION
     from nicodec.codec import refine
     from nicodec.codec.api import compress, decompress
+    from nicodec.codec.latent import ENCODER_REVISION
     from nicodec.models.pretrained import load_model
 
     m = load_model(model)
@@ -149,4 +151,4 @@ def nicodec_codec(model: str | None = None, effort: int = 1) -> Codec:
     tag = f"-{hashlib.sha256(slow.encode()).hexdigest()[:8]}" if slow else ""
     return Codec("nicodec", "nicodec", f"nicodec model {m.model_id}{slow}", f"model {m.model_id}{slow}",
                  "quality", (5, 10, 20, 35, 50, 65, 75, 85, 90, 95), encode, decode, search=(1, 100),
-                 cache_tag=f"{m.model_id}-v{VERSION}{tag}")
+                 cache_tag=f"{m.model_id}-v{VERSION}-e{ENCODER_REVISION}{tag}")
