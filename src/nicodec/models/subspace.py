@@ -1,7 +1,7 @@
 """The encoder's widest convolution on the principal subspace of its input (an encoder speed-up).
 
 Half of an analysis's multiply-adds are its second convolution (128 -> 128, 5x5, at 1/2
-resolution: 25.6 of 50.6 kMAC per pixel). What it reads, the first GDN's output, lies almost
+resolution: 25.6 of 52.1 kMAC per pixel). What it reads, the first GDN's output, lies almost
 entirely in a few directions: on training photos, 64 of its 128 dimensions hold 99.94 % of its
 energy. So the codec's analysis projects that input onto its top `RANK` principal directions (a
 1x1 product, 128 -> 64) and runs the convolution on 64 channels, its weights multiplied by the
