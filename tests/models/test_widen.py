@@ -43,6 +43,7 @@ def test_wider_transforms_compute_the_same_and_learn(crop):
     n = shipped.config["N"]
     wide = build_model(shipped.name, **{**shipped.config, "N": n + 8, "N_hyper": n})
     wide.load_state_dict(widen_state(shipped.state_dict(), shipped.config, wide))
+    wide.to(memory_format=torch.channels_last)  # the shipped net's layout: the same kernels
     x = torch.from_numpy(np.array(crop)[:128, :128]).permute(2, 0, 1)[None].float() / 255
     t = torch.tensor([7.0])
     with torch.no_grad():

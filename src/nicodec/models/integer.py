@@ -212,8 +212,8 @@ class IntegerSynthesis:
         for layer in self.layers:
             m = layer.module
             kind = "conv" if isinstance(m, nn.Conv2d) else "deconv"
-            def fn(a: torch.Tensor, layer: Layer = layer) -> torch.Tensor:
-                return layer.give(_unpadded(layer, layer.take(a.to(layer.dtype))))
+            def fn(a: torch.Tensor, trim: tuple[int, int] = (0, 0), layer: Layer = layer) -> torch.Tensor:
+                return layer.give(_unpadded(layer, layer.take(a.to(layer.dtype)), trim))
             out.append(Stage(fn, kind, m.kernel_size[0], m.stride[0], m.padding[0]))
         return out
 
@@ -228,20 +228,22 @@ class IntegerSynthesis:
         return a
 
 
-def _unpadded(layer: Layer, a: torch.Tensor) -> torch.Tensor:
-    """The layer's accumulator without padding (`Stage` pads), in its exact dtype: float64
-    convolutions, or float32 matrix products gathered (`unfold`) or scattered (`fold`)."""
+def _unpadded(layer: Layer, a: torch.Tensor, trim: tuple[int, int] = (0, 0)) -> torch.Tensor:
+    """The layer's accumulator without padding (`Stage` pads; a transposed layer's output less
+    `trim` rows and columns on each side, `Stage.fn`), in its exact dtype: float64 convolutions,
+    or float32 matrix products gathered (`unfold`) or scattered (`fold`)."""
     m, w, b = layer.module, layer.fast_weight, layer.fast_bias
     transposed = isinstance(m, nn.ConvTranspose2d)
     if layer.dtype == torch.float64:
-        conv = F.conv_transpose2d if transposed else F.conv2d
-        return conv(a, w, b, stride=m.stride)
+        if transposed:
+            return F.conv_transpose2d(a, w, b, stride=m.stride, padding=trim)
+        return F.conv2d(a, w, b, stride=m.stride)
     (kh, kw), (s, _) = m.kernel_size, m.stride
     n, _, h, wd = a.shape
     if transposed:  # every input position scatters kernel-size outputs
         cols = torch.matmul(w.flatten(1).T, a.flatten(2))  # [n, cout * kh * kw, h * wd]
-        out = F.fold(cols, ((h - 1) * s + kh, (wd - 1) * s + kw), (kh, kw), stride=s)
-        return out + b[:, None, None]
+        size = ((h - 1) * s + kh - 2 * trim[0], (wd - 1) * s + kw - 2 * trim[1])
+        return F.fold(cols, size, (kh, kw), stride=s, padding=trim) + b[:, None, None]
     cols = F.unfold(a, (kh, kw), stride=s)  # [n, cin * kh * kw, outputs]
     oh, ow = (h - kh) // s + 1, (wd - kw) // s + 1
     return (torch.matmul(w.flatten(1), cols) + b[:, None]).reshape(n, -1, oh, ow)

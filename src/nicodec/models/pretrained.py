@@ -90,7 +90,8 @@ class InferenceModel:
         del data
         net = build_model(self.name, **self.config)
         net.load_state_dict(state_dict_from(net, tensors))
-        net.eval()
+        # the layout the transforms' inputs have: no reordered copy of a kernel at every tile
+        net.eval().to(memory_format=torch.channels_last)
         integer = {name: IntegerSynthesis(getattr(net, name), _integer_tensors(tensors, name))
                    for name in net.integer_nets}
         return net, integer, net.twin(integer, self.y_thresholds)

@@ -31,12 +31,13 @@ Fn = Callable[[torch.Tensor], torch.Tensor]
 class Stage:
     """One step of a transform: `fn` maps an unpadded input window to its output.
 
-    kind "point" (per position), "conv" (fn is the convolution without padding) or "deconv" (fn
-    is the transposed convolution without padding or output padding); "residual" adds its input
-    to the output of its `body` stages.
+    kind "point" (per position), "conv" (fn is the convolution without padding) or "deconv"
+    (`fn(x, padding)` is the transposed convolution with that (rows, columns) padding: its output
+    without padding or output padding, less `padding` on each side, which a convolution library
+    then never computes); "residual" adds its input to the output of its `body` stages.
     """
 
-    fn: Callable[[torch.Tensor], torch.Tensor] | None = None
+    fn: Callable[..., torch.Tensor] | None = None
     kind: str = "point"
     kernel: int = 1
     stride: int = 1
@@ -69,10 +70,14 @@ class Stage:
             (u0, u1), (v0, v1) = self.need(want[0]), self.need(want[1])
             pads = (have[1][0] - v0, v1 - have[1][1], have[0][0] - u0, u1 - have[0][1])
             return self.fn(F.pad(x, pads) if any(pads) else x)
-        if self.kind == "deconv":
-            y = self.fn(x)  # covers from stride * start - pad on each axis
-            r, c = (w[0] - (self.stride * h[0] - self.pad) for w, h in zip(want, have, strict=True))
-            return y[..., r:r + want[0][1] - want[0][0], c:c + want[1][1] - want[1][0]]
+        if self.kind == "deconv":  # its whole output covers from stride * start - pad on each axis
+            full = [self.stride * (h[1] - h[0] - 1) + self.kernel for h in have]
+            lead = [w[0] - (self.stride * h[0] - self.pad) for w, h in zip(want, have, strict=True)]
+            trim = [min(a, n - a - (w[1] - w[0])) for a, n, w in zip(lead, full, want, strict=True)]
+            y = self.fn(x, tuple(trim))  # only what `want` needs, up to the shorter side's excess
+            (r, c), (r1, c1) = ((a - t for a, t in zip(lead, trim, strict=True)),
+                                (w[1] - w[0] for w in want))
+            return y[..., r:r + r1, c:c + c1]
         if self.kind == "residual":
             y = run_chain(self.body, x, have, want, sizes)
             return _crop(x, have, want) + y
@@ -135,7 +140,7 @@ def run_window(stages: Sequence[Stage], source: Callable[[Window], torch.Tensor]
 
 def _spatial_stage(m: nn.Module) -> Stage:
     if isinstance(m, nn.ConvTranspose2d):  # its bias is a stage of its own (`stages_of`)
-        return Stage(lambda x: F.conv_transpose2d(x, m.weight, None, m.stride), "deconv",
+        return Stage(lambda x, trim: F.conv_transpose2d(x, m.weight, None, m.stride, trim), "deconv",
                      m.kernel_size[0], m.stride[0], m.padding[0])
     if isinstance(m, nn.MaxPool2d):
         return Stage(lambda x: F.max_pool2d(x, m.kernel_size, m.stride), "conv", m.kernel_size, m.stride,
