@@ -70,14 +70,13 @@ class Stage:
             (u0, u1), (v0, v1) = self.need(want[0]), self.need(want[1])
             pads = (have[1][0] - v0, v1 - have[1][1], have[0][0] - u0, u1 - have[0][1])
             return self.fn(F.pad(x, pads) if any(pads) else x)
-        if self.kind == "deconv":  # its whole output covers from stride * start - pad on each axis
-            full = [self.stride * (h[1] - h[0] - 1) + self.kernel for h in have]
+        if self.kind == "deconv":  # its whole output starts at stride * start - pad on each axis
             lead = [w[0] - (self.stride * h[0] - self.pad) for w, h in zip(want, have, strict=True)]
-            trim = [min(a, n - a - (w[1] - w[0])) for a, n, w in zip(lead, full, want, strict=True)]
-            y = self.fn(x, tuple(trim))  # only what `want` needs, up to the shorter side's excess
-            (r, c), (r1, c1) = ((a - t for a, t in zip(lead, trim, strict=True)),
-                                (w[1] - w[0] for w in want))
-            return y[..., r:r + r1, c:c + c1]
+            tail = [self.stride * (h[1] - h[0] - 1) + self.kernel - a - (w[1] - w[0])
+                    for a, h, w in zip(lead, have, want, strict=True)]
+            trim = tuple(map(min, lead, tail))  # dropped on both sides, so never computed
+            r, c = (a - t for a, t in zip(lead, trim, strict=True))
+            return self.fn(x, trim)[..., r:r + want[0][1] - want[0][0], c:c + want[1][1] - want[1][0]]
         if self.kind == "residual":
             y = run_chain(self.body, x, have, want, sizes)
             return _crop(x, have, want) + y
