@@ -258,7 +258,8 @@ def test_checkerboard_warm_starts_from_hyperprior_weights(tiny_config, tmp_path,
     x = torch.from_numpy(np.array(crop.convert("RGB"))[:64, :64]).permute(2, 0, 1)[None].float() / 255
     t = torch.tensor([4.0])
     with torch.no_grad():
-        before, after = load_model(str(hyper)).net(x, t, noise=False), warm.model(x, t, noise=False)
+        shipped = load_model(str(hyper)).net.to(memory_format=torch.contiguous_format)  # the same kernels
+        before, after = shipped(x, t, noise=False), warm.model(x, t, noise=False)
     assert torch.equal(before["bits"], after["bits"]) and torch.equal(before["x_hat"], after["x_hat"])
     warm.run()
     assert warm.step == 5
@@ -333,7 +334,8 @@ def test_level_affine_tables_grow_from_a_plain_model(tiny_config, tmp_path, crop
     x = torch.from_numpy(np.array(crop.convert("RGB"))[:64, :64]).permute(2, 0, 1)[None].float() / 255
     t = torch.tensor([2.5])
     with torch.no_grad():  # tables at the identity: the same model
-        before, after = load_model(str(plain)).net(x, t, noise=False), grown.model(x, t, noise=False)
+        shipped = load_model(str(plain)).net.to(memory_format=torch.contiguous_format)  # the same kernels
+        before, after = shipped(x, t, noise=False), grown.model(x, t, noise=False)
     assert torch.equal(before["x_hat"], after["x_hat"]) and torch.equal(before["bits"], after["bits"])
     assert [g["lr"] for g in grown.optimizer.param_groups] == pytest.approx([1e-4, 2e-3])
     grown.run()
