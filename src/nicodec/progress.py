@@ -44,7 +44,11 @@ def bar(total: int, desc: str, unit: str = "it", delay: float = 0.0) -> tqdm:
 
 def tracked(items: Iterable[T], total: int, desc: str, unit: str = "it") -> Iterator[T]:
     """`items` as they come, counted on a `bar` that a small image's quick work never draws
-    (call from the thread that made the `shown` block)."""
+    (call from the thread that made the `shown` block). Outside `shown(True)` no bar is made at
+    all: even a disabled tqdm takes its process-wide lock, which a busy decode waits on."""
+    if not _SHOWN.get():
+        yield from items
+        return
     with bar(total, desc, unit, DELAY_SECONDS) as shown:
         for item in items:
             yield item

@@ -79,9 +79,9 @@ def _fast_passes(m, z_hat, shape, symbols_a, symbols_n):
     second = passes.send(symbols_a.long().numpy())
     try:
         passes.send(symbols_n.long().numpy())
-    except StopIteration:
-        pass
-    return [(first.mean, first.scale, first.index), (second.mean, second.scale, second.index)]
+    except StopIteration as done:
+        y_hat = done.value
+    return [(first.mean, first.scale, first.index), (second.mean, second.scale, second.index)], y_hat
 
 
 def _compare(m, z_hat, shape, seed):
@@ -90,10 +90,20 @@ def _compare(m, z_hat, shape, seed):
     symbols_a = torch.randint(-20, 21, (n_half - n_half // 2,), generator=gen).double()
     symbols_n = torch.randint(-20, 21, (n_half // 2,), generator=gen).double()
     reference = _reference_passes(m, z_hat, symbols_a)
-    fast = _fast_passes(m, z_hat, shape, symbols_a, symbols_n)
+    fast, y_hat = _fast_passes(m, z_hat, shape, symbols_a, symbols_n)
     for (mean, scale), (fmean, fscale, findex) in zip(reference, fast, strict=True):
         assert torch.equal(mean, fmean) and torch.equal(scale.float(), fscale)  # float32: estimates
         assert np.array_equal(m.twin.index(scale).numpy(), findex)
+    # the rebuilt latent: each pass's symbols plus its means, at that pass's positions
+    from nicodec.models.checkerboard import anchor_mask
+    from nicodec.models.integer import ONE
+
+    anchors = anchor_mask(*shape[2:]).bool().expand(shape)
+    expected = torch.empty(shape)
+    for where, symbols, (mean, _) in zip((anchors, ~anchors), (symbols_a, symbols_n), reference, strict=True):
+        fixed_point = symbols.reshape(shape[1], -1) * ONE + mean.reshape(shape[1], -1)
+        expected[where] = (fixed_point / ONE).float().reshape(-1)
+    assert torch.equal(y_hat, expected)
     return fast
 
 
@@ -107,11 +117,12 @@ def test_fast_twin_matches_the_reference_on_random_latents(size, name, monkeypat
     z_hat = torch.randint(-8, 9, (1, m.net.hyper_channels, *size), generator=gen).double()
     shape = torch.Size((1, m.net.config["M"], 4 * size[0], 4 * size[1]))
     whole = _compare(m, z_hat, shape, seed=2)
-    monkeypatch.setattr(hyperprior, "BAND_POSITIONS", 2 * shape[3])  # bands of 2 latent rows
-    assert len(m.twin.bands(shape[2], shape[3])) > 1
-    banded = _compare(m, z_hat, shape, seed=2)
-    for a, b in zip(whole, banded, strict=True):
-        assert all(torch.equal(torch.as_tensor(x), torch.as_tensor(y)) for x, y in zip(a, b, strict=True))
+    for rows in (2, 3):  # bands of 2 latent rows, and of 3 (bands that start on odd rows)
+        monkeypatch.setattr(hyperprior, "BAND_POSITIONS", rows * shape[3])
+        assert len(m.twin.bands(shape[2], shape[3])) > 1
+        banded = _compare(m, z_hat, shape, seed=2)
+        for a, b in zip(whole, banded, strict=True):
+            assert all(torch.equal(torch.as_tensor(x), torch.as_tensor(y)) for x, y in zip(a, b, strict=True))
 
 
 @pytest.mark.parametrize("name", CHECKERBOARD_MODELS)

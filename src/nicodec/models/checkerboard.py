@@ -33,6 +33,24 @@ def anchor_mask(h: int, w: int, device: torch.device | None = None) -> torch.Ten
     return ((i + j) % 2 == 0).float()[None, None]
 
 
+def checkered(x: torch.Tensor, first: int) -> torch.Tensor:
+    """The positions of x [rows, W, ...] on one colour of the checkerboard, in raster order, as
+    [rows * W / 2, ...]: columns first, first + 2, ... of even rows, the others of odd rows. Two
+    strided copies, where a boolean mask gathers position by position (W is even: latent widths
+    are multiples of 4)."""
+    out = x.new_empty(x.shape[0], x.shape[1] // 2, *x.shape[2:])
+    out[0::2] = x[0::2, first::2]
+    out[1::2] = x[1::2, 1 - first::2]
+    return out.flatten(0, 1)
+
+
+def place(dest: torch.Tensor, values: torch.Tensor, first: int) -> None:
+    """`checkered`'s inverse: values [rows * W / 2, ...] into those positions of dest [rows, W, ...]."""
+    v = values.unflatten(0, (dest.shape[0], dest.shape[1] // 2))
+    dest[0::2, first::2] = v[0::2]
+    dest[1::2, 1 - first::2] = v[1::2]
+
+
 class CheckerboardConv(nn.Conv2d):
     """5x5 convolution that only sees anchor neighbours of a non-anchor position."""
 
@@ -75,7 +93,7 @@ class CheckerboardTwin(HyperpriorTwin):
         a = hyper if ctx is None else torch.cat([hyper, ctx.to(hyper.dtype)], 1)
         return (hyper.double() + self.entropy_net.rows(a)).chunk(2, dim=1)  # may pass 2**24
 
-    def context(self, anchors: torch.Tensor, band: tuple[int, int], where: torch.Tensor) -> torch.Tensor:
+    def context(self, anchors: torch.Tensor, band: tuple[int, int]) -> torch.Tensor:
         """Context rows at the non-anchor positions of `band` from the anchors grid [H, W, M], the
         context layer's input (zero elsewhere)."""
         (r0, r1), h = band, anchors.shape[0]
@@ -84,7 +102,7 @@ class CheckerboardTwin(HyperpriorTwin):
                      (0, 0, 2, 2, max(2 - r0, 0), max(r1 + 2 - h, 0)))
         acc = None  # one product per tap, summed in place: no [positions, 12 M] copy
         for (i, j), weight in zip(LIVE_TAPS, self.context_weights, strict=True):
-            tap = rows[i:i + r1 - r0, j:j + anchors.shape[1]][where]
+            tap = checkered(rows[i:i + r1 - r0, j:j + anchors.shape[1]], 1 - r0 % 2)
             acc = torch.addmm(layer.fast_bias, tap, weight) if acc is None else acc.addmm_(tap, weight)
         return layer.give(acc)
 
@@ -96,25 +114,24 @@ class CheckerboardTwin(HyperpriorTwin):
         hyper_n = []  # only the non-anchor rows of the hyperprior are kept for pass 2
 
         def anchor_rows(band: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-            rows = self.hyper(z_hat, band, w)
-            anchors = is_anchor[slice(*band)].reshape(-1)
-            hyper_n.append(_compact(rows[~anchors]))
-            return self.parameters(rows[anchors], None)
+            rows = self.hyper(z_hat, band, w).unflatten(0, (band[1] - band[0], w))
+            hyper_n.append(_compact(checkered(rows, 1 - band[0] % 2)))
+            return self.parameters(checkered(rows, band[0] % 2), None)
 
         step = self._pass(progress.tracked(map(anchor_rows, bands), len(bands), "entropy model, anchors",
                                            "band"), m, is_anchor, scales)
-        y = torch.empty(m, h, w) if rebuild else None
+        y = torch.empty(h, w, m) if rebuild else None  # channels last, as the synthesis reads it
         grid = torch.zeros(h, w, m, dtype=self.context_layer.kept_dtype)  # the context's input
         for c, y_a in _latent(step, (yield step)):
             if y is not None:
-                y[c, is_anchor] = (y_a / ONE).float()
-            grid[is_anchor, c] = self.context_layer.take(y_a).T.to(grid.dtype)
+                place(y[:, :, c], (y_a / ONE).float().T, 0)
+            place(grid[:, :, c], self.context_layer.take(y_a).T.to(grid.dtype), 0)
         del step
 
         def other_rows(i: int) -> tuple[torch.Tensor, torch.Tensor]:
             (r0, r1), hyper = bands[i], hyper_n[i]
             hyper_n[i] = None  # each band's rows are freed once used
-            return self.parameters(hyper, self.context(grid, (r0, r1), ~is_anchor[r0:r1]))
+            return self.parameters(hyper, self.context(grid, (r0, r1)))
 
         step = self._pass(progress.tracked(map(other_rows, range(len(bands))), len(bands),
                                            "entropy model, the rest", "band"), m, ~is_anchor, scales)
@@ -123,8 +140,8 @@ class CheckerboardTwin(HyperpriorTwin):
         if y is None:
             return None
         for c, y_n in _latent(step, symbols):
-            y[c, ~is_anchor] = (y_n / ONE).float()
-        return y[None]
+            place(y[:, :, c], (y_n / ONE).float().T, 1)
+        return y.permute(2, 0, 1)[None]
 
     def _pass(self, bands: Iterator[tuple[torch.Tensor, torch.Tensor]], m: int,
               where: torch.Tensor, scales: bool) -> Pass:
