@@ -118,20 +118,14 @@ def _one_thread() -> None:
     _openmp().omp_set_num_threads(1)
 
 
-@cache
-def _workers(count: int) -> ThreadPoolExecutor:
-    """`count` one-thread workers, started once per process and kept: starting them anew at every
-    call cost a Kodak image's decode several milliseconds. Callers share them (tiles queue)."""
-    return ThreadPoolExecutor(count, thread_name_prefix=f"nicodec-{count}", initializer=_one_thread)
-
-
 def on_one_thread(fn: Callable[[], T]) -> T:
     """fn() on a worker thread with one OpenMP thread, as a tile runs: what it computes does not
     depend on the caller's thread setting, and small work does not wait on idle threads (a 128x128
     eigendecomposition took 0.9 s on two threads beside a busy process, 1 ms alone)."""
     if _openmp() is None:
         return fn()
-    return _workers(1).submit(fn).result()
+    with ThreadPoolExecutor(1, initializer=_one_thread) as pool:
+        return pool.submit(fn).result()
 
 
 def run_tiles(compute: Callable[[Window], torch.Tensor], out_size: tuple[int, int], tile: int,
@@ -169,7 +163,8 @@ def run_tiles(compute: Callable[[Window], torch.Tensor], out_size: tuple[int, in
         for _ in progress.tracked(map(work, windows), len(windows), desc, "tile"):
             pass
         return out
-    pool = _workers(min(threads or torch.get_num_threads(), len(windows)))
-    for _ in progress.tracked(pool.map(work, windows), len(windows), desc, "tile"):
-        pass  # counted here, in the caller's thread, where its progress setting lives
+    with ThreadPoolExecutor(min(threads or torch.get_num_threads(), len(windows)),
+                            initializer=_one_thread) as pool:
+        for _ in progress.tracked(pool.map(work, windows), len(windows), desc, "tile"):
+            pass  # counted here, in the caller's thread, where its progress setting lives
     return out

@@ -39,7 +39,6 @@ ACT_LIMIT = 1 << 24  # |integer activation| <= 2**24 (|a| < 65536)
 # per output: fan-in * 2**15 * 2**24 must stay below 2**53, so fan-in <= 2**14
 MAX_FAN_IN = 1 << 14
 FLOAT32_EXACT = 1 << 24  # integers, and sums of integers, below this are exact in float32
-GRID_REACH = 1 << 20  # |activation| beyond which every 8-bit grid is at its limit (2**12 >= 255)
 
 
 @dataclass(frozen=True)
@@ -63,10 +62,12 @@ class EightBit:
 
     def take(self, a: torch.Tensor) -> torch.Tensor:
         """Decoding: a fixed-point activation (units 2**-ACT_BITS) as its grid integer k, in a's
-        dtype. Exact in float32 too: a is first bounded by 2**20 (which still lands on the limit),
-        so a + 0.5 grid steps is an integer below 2**24 times a power of two."""
-        k = a.clamp(-GRID_REACH, GRID_REACH) * 2.0 ** (self.fraction - ACT_BITS) + 0.5
-        return self.clamp(k.floor_())
+        dtype: floor(a / step + 0.5) within the limits. a is first bounded to the limits' own
+        activations (k's limit times the step, an integer), which gives the same k as clamping k
+        afterwards, and keeps a / step + 0.5 exact in float32 too; one copy, then in place."""
+        step = 2.0 ** (ACT_BITS - self.fraction)
+        low = -self.limit if self.signed else 0
+        return a.clamp(low * step, self.limit * step).div_(step).add_(0.5).floor_()
 
 
 def eight_bit(layer: nn.Module, fraction: int, signed: bool) -> nn.Module:
