@@ -86,14 +86,14 @@ def decode(payload: bytes, escape_stream: bytes, index: np.ndarray, tables: Tabl
     out = np.empty(len(index), dtype=np.int32)  # each run goes straight to its positions
     escape_runs = []
     needed = np.diff(starts) * tables.min_bits  # the fewest bits each table's run can cost
+    after = np.cumsum(needed[::-1])[::-1] - needed  # ... and the runs after it, together
     for k, model in enumerate(tables.models):
         n = starts[k + 1] - starts[k]
         if not n:
             continue
         off = tables.offsets[k]
         for i in range(0, n, CHUNK):  # a header claiming more symbols than the stream holds
-            left = needed[k + 1:].sum() + (n - i) * tables.min_bits[k]
-            if left > coder.num_valid_bits() + SLACK_BITS:
+            if after[k] + (n - i) * tables.min_bits[k] > coder.num_valid_bits() + SLACK_BITS:
                 raise ValueError("the stream ends before its symbols")
             where = order[starts[k] + i : starts[k] + min(i + CHUNK, n)]
             coded = coder.decode(model, len(where))
