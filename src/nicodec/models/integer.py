@@ -17,8 +17,8 @@ machine, in any summation order (a file that breaks the bound still decodes, in 
 cheaper forms that give identical integers (tests compare them): `stages` for windows of a
 convolution stack (row bands, so memory stays bounded), `rows` for a stack of 1x1 convolutions as
 matrix products on just the positions that need them. Float32 layers run only as matrix products
-(a convolution library may pick Winograd, whose transforms are not integer), gathered or
-scattered by `unfold`/`fold`.
+(a convolution library may pick Winograd, whose transforms are not integer): on windows gathered
+by `unfold`, or, for transposed layers, products added at their strided output positions.
 """
 
 from __future__ import annotations
@@ -152,6 +152,8 @@ class IntegerSynthesis:
             fan_in = w[0].numel() if isinstance(m, nn.Conv2d) else w[:, 0].numel()
             if fan_in > MAX_FAN_IN or w.abs().max() > WEIGHT_LIMIT or not 0 <= bits <= WEIGHT_BITS:
                 raise ValueError("integer network exceeds its exactness bounds")
+            if isinstance(m, nn.ConvTranspose2d):  # kept taps-major, so that `taps` is a view (memory)
+                w = w.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
             self.layers.append(Layer(m, w, b, relu, getattr(m, "grid", None), bits))
         # 1x1 layers as [in, out] matrices (`rows`), transposed ones as [in, (taps, out)]
         self.matrices = [layer for layer in self.layers if layer.weight.shape[2:] == (1, 1)]
@@ -159,7 +161,7 @@ class IntegerSynthesis:
             layer.matrix = layer.fast_weight.flatten(1).T.contiguous()
         for layer in self.layers:
             if isinstance(layer.module, nn.ConvTranspose2d):
-                layer.taps = layer.fast_weight.permute(0, 2, 3, 1).flatten(1).contiguous()
+                layer.taps = layer.fast_weight.permute(0, 2, 3, 1).flatten(1)
 
     @staticmethod
     def quantize(seq: nn.Sequential) -> dict[str, torch.Tensor]:
