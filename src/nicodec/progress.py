@@ -45,7 +45,7 @@ def bar(total: int, desc: str, unit: str = "it", delay: float = 0.0) -> tqdm:
 def tracked(items: Iterable[T], total: int, desc: str, unit: str = "it") -> Iterator[T]:
     """`items` as they come, counted on a `bar` that a small image's quick work never draws
     (call from the thread that made the `shown` block). Outside `shown(True)` no bar is made at
-    all: even a disabled tqdm takes its process-wide lock, which a busy decode waits on."""
+    all: a disabled tqdm still takes tqdm's process-wide lock as it opens and closes."""
     if not _SHOWN.get():
         yield from items
         return

@@ -273,6 +273,7 @@ def _transposed(layer: Layer, a: torch.Tensor, trim: tuple[int, int]) -> torch.T
             out[:, i:i + s * (h - 1) + 1:s, j:j + s * (wd - 1) + 1:s].add_(products[:, :, :, i, j])
     return out[:, trim[0]:height - trim[0], trim[1]:width - trim[1]].permute(0, 3, 1, 2)
 
+
 def clamp(a: torch.Tensor) -> torch.Tensor:
     """Bound activations, so that every product and partial sum stays below 2**53."""
     return a.clamp(-ACT_LIMIT, ACT_LIMIT)
