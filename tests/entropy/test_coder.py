@@ -87,8 +87,9 @@ def test_grouping_block_by_block_is_a_stable_sort_by_table(monkeypatch):
     """The coding order: positions by table, in order within a table, whatever the block size."""
     index = np.random.default_rng(5).integers(0, 7, 10_001).astype(np.uint8)
     index[:3000] = 4  # a table whose run spans blocks
-    monkeypatch.setattr(coder, "GROUP_BLOCK", 1000)
-    order, starts = coder._groups(index, 9)  # two tables unused
-    assert order.dtype == np.int32
-    assert np.array_equal(order, np.argsort(index, kind="stable"))
-    assert np.array_equal(starts, np.searchsorted(index[order], np.arange(10)))
+    for block in (1000, coder.GROUP_BLOCK):  # eleven blocks, then one
+        monkeypatch.setattr(coder, "GROUP_BLOCK", block)
+        order, starts = coder._groups(index, 9)  # two tables unused
+        assert order.dtype == np.int32
+        assert np.array_equal(order, np.argsort(index, kind="stable"))
+        assert np.array_equal(starts, np.searchsorted(index[order], np.arange(10)))

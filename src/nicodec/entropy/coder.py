@@ -40,6 +40,8 @@ def _groups(index: np.ndarray, n_tables: int) -> tuple[np.ndarray, np.ndarray]:
     starts = np.zeros(n_tables + 1, np.int64)
     np.cumsum(np.bincount(index, minlength=n_tables), out=starts[1:])
     dtype = np.int32 if len(index) < 1 << 31 else np.int64
+    if len(index) <= GROUP_BLOCK:  # one block: its sorted positions are the order
+        return np.argsort(index, kind="stable").astype(dtype), starts
     order = np.empty(len(index), dtype)
     fill = starts[:-1].copy()  # where each table's next positions go
     for b in range(0, len(index), GROUP_BLOCK):
