@@ -196,12 +196,13 @@ def synthesize(model: InferenceModel, y_hat: torch.Tensor, quality: int, size: t
 
     Tiles run one thread each, as many at once as `threads` (default: torch's setting): the
     tiling depends on the image size only, so the pixels never depend on the thread count. A
-    reduced image's tiles are half as wide as a full one's, so that their last layer (C channels,
-    not 3) holds as many positions as a full tile's at 1/2 resolution: no more memory a tile."""
+    reduced image's tiles read the same latent windows as a full decode's (1/reduce of its pixel
+    size): a thumbnail runs as many tiles at once, each on no more memory. (Tiles of 256 pixels
+    at any reduction left a Kodak image's 1/4 and 1/8 decodes one tile, on one thread.)"""
     y_hat = y_hat.contiguous(memory_format=torch.channels_last)
     compute = resolve(backend).synthesis(model, quality_level(model, quality), tiling.tensor_source(y_hat),
                                          tuple(y_hat.shape[2:]), reduce=reduce)
-    tile = tiling.SYNTHESIS_TILE // min(reduce, 2)
+    tile = tiling.SYNTHESIS_TILE // reduce
     return tiling.run_tiles(compute, size, tile, threads, to_pixels=True, desc="synthesis")
 
 
