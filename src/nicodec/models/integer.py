@@ -121,6 +121,8 @@ class Layer:
         self.out_dtype = torch.float32 if exact32 and self.rescale <= 1 else torch.float64
         self.fast_weight = self.weight.to(self.dtype)
         self.fast_bias = self.bias.to(self.dtype)
+        if transposed:  # [in, (taps, out)]: a view where the weight is kept taps-major
+            self.taps = self.fast_weight.permute(0, 2, 3, 1).flatten(1)
 
     @property
     def kept_dtype(self) -> torch.dtype:
@@ -152,16 +154,13 @@ class IntegerSynthesis:
             fan_in = w[0].numel() if isinstance(m, nn.Conv2d) else w[:, 0].numel()
             if fan_in > MAX_FAN_IN or w.abs().max() > WEIGHT_LIMIT or not 0 <= bits <= WEIGHT_BITS:
                 raise ValueError("integer network exceeds its exactness bounds")
-            if isinstance(m, nn.ConvTranspose2d):  # kept taps-major, so that `taps` is a view (memory)
+            if isinstance(m, nn.ConvTranspose2d):  # taps-major, so that `Layer.taps` is a view (memory)
                 w = w.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
             self.layers.append(Layer(m, w, b, relu, getattr(m, "grid", None), bits))
-        # 1x1 layers as [in, out] matrices (`rows`), transposed ones as [in, (taps, out)]
+        # 1x1 layers as [in, out] matrices for `rows`
         self.matrices = [layer for layer in self.layers if layer.weight.shape[2:] == (1, 1)]
         for layer in self.matrices:
             layer.matrix = layer.fast_weight.flatten(1).T.contiguous()
-        for layer in self.layers:
-            if isinstance(layer.module, nn.ConvTranspose2d):
-                layer.taps = layer.fast_weight.permute(0, 2, 3, 1).flatten(1)
 
     @staticmethod
     def quantize(seq: nn.Sequential) -> dict[str, torch.Tensor]:
@@ -236,9 +235,9 @@ class IntegerSynthesis:
 
 def _unpadded(layer: Layer, a: torch.Tensor, trim: tuple[int, int] = (0, 0)) -> torch.Tensor:
     """The layer's accumulator without padding (`Stage` pads; a transposed layer's output less
-    `trim` rows and columns on each side, `Stage.fn`), in its exact dtype. Transposed layers and
-    1x1 layers are matrix products on positions x channels (`_transposed`); other float64 layers
-    are convolutions, other float32 layers matrix products on `unfold`'s gathered windows."""
+    `trim` rows and columns on each side, `Stage.fn`), in its exact dtype. Transposed layers
+    (`_transposed`) and 1x1 layers are matrix products on positions x channels; other float64
+    layers are convolutions, other float32 layers matrix products on `unfold`'s gathered windows."""
     m, w, b = layer.module, layer.fast_weight, layer.fast_bias
     if isinstance(m, nn.ConvTranspose2d):
         return _transposed(layer, a, trim)
