@@ -46,7 +46,7 @@ def test_the_projected_analysis_costs_less_for_nearly_the_same_latent(name, crop
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
             out[kind] = run_window(net.analysis_stages(level, bases), source, size, whole)
         macs[kind] = counter.get_total_flops() / 2 / (size[0] * size[1])
-    assert macs["full"] > 50_000 and macs["subspace"] < 0.82 * macs["full"]
+    assert macs["full"] > 45_000 and macs["subspace"] < 0.82 * macs["full"]  # GDNs: per channel, no MACs
     full, fast = out["full"], out["subspace"]
     assert (fast - full).norm() < 0.005 * full.norm()
     assert (fast.round() == full.round()).float().mean() > 0.998

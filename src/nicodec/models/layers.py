@@ -32,9 +32,12 @@ class GDN(nn.Module):
         self.beta_sqrt = nn.Parameter(torch.ones(channels))
         self.gamma_sqrt = nn.Parameter(torch.eye(channels) * 0.1**0.5)
 
+    def terms(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(beta, gamma): the divisor is sqrt(beta + gamma @ x**2)."""
+        return self.beta_sqrt.clamp_min(1e-3) ** 2, self.gamma_sqrt.clamp_min(0.0) ** 2
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        beta = self.beta_sqrt.clamp_min(1e-3) ** 2
-        gamma = self.gamma_sqrt.clamp_min(0.0) ** 2
+        beta, gamma = self.terms()
         if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
             # the codec's tiles: the 1x1 convolution as one matrix product over positions (PyTorch
             # takes a slow path for it; the GDN costs 0.6x as long, same values)
@@ -43,6 +46,29 @@ class GDN(nn.Module):
             return (xs * norm if self.inverse else xs / norm).permute(0, 3, 1, 2)
         norm = torch.sqrt(F.conv2d(x * x, gamma[:, :, None, None], beta))
         return x * norm if self.inverse else x / norm
+
+
+class ChannelwiseGDN(nn.Module):
+    """A GDN whose gamma has no cross-channel term, channel by channel with no matrix product: the
+    codec's form of every shipped GDN (an off-diagonal entry clamped at zero in training gets no
+    gradient and never comes back). Same values as the GDN."""
+
+    def __init__(self, gdn: GDN) -> None:
+        super().__init__()
+        self.beta, gamma = gdn.terms()
+        self.diagonal = torch.diagonal(gamma)
+        self.inverse = gdn.inverse
+
+    @staticmethod
+    def of(gdn: GDN) -> nn.Module:
+        """This form of `gdn` where its gamma is diagonal, else `gdn` itself."""
+        gamma = gdn.terms()[1]
+        return ChannelwiseGDN(gdn) if torch.equal(torch.diag(torch.diagonal(gamma)), gamma) else gdn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xs = x.permute(0, 2, 3, 1)  # channels last: the per-channel terms broadcast along rows
+        norm = (xs * xs).mul_(self.diagonal).add_(self.beta).sqrt_()
+        return (xs * norm if self.inverse else xs / norm).permute(0, 3, 1, 2)
 
 
 class ResidualBottleneck(nn.Module):
