@@ -157,7 +157,7 @@ def run_tiles(compute: Callable[[Window], torch.Tensor], out_size: tuple[int, in
             out[..., win[0][0]:win[0][1], win[1][0]:win[1][1]] = part
         del part
         if len(windows) >= memory.MANY_TILES:
-            memory.release()  # the tile's buffers, before the next tile's land beside them
+            memory.release(memory.RETAINED)  # the tile's buffers, before the next tile's land beside them
 
     if _openmp() is None:  # no per-thread setting to be had: one tile at a time, torch's threads
         for _ in progress.tracked(map(work, windows), len(windows), desc, "tile"):

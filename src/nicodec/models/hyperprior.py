@@ -35,12 +35,14 @@ class HyperpriorTwin:
         rows = max(2, BAND_POSITIONS // max(width, 1))
         return [(r, min(r + rows, height)) for r in range(0, height, rows)]
 
-    def hyper(self, z_hat: torch.Tensor, band: tuple[int, int], width: int) -> torch.Tensor:
+    def hyper(self, z_hat: torch.Tensor, band: tuple[int, int], width: int, stop: int | None = None
+              ) -> torch.Tensor:
         """The hyper-synthesis (fixed-point mean and scale) on latent rows `band`, as
-        [positions, 2M] in raster order."""
+        [positions, 2M] in raster order; with `stop`, only its layers before that index (what that
+        layer reads, where the layers after it are 1x1)."""
         z = z_hat.double()
-        out = run_window(self.h_s, lambda w: z[..., slice(*w[0]), slice(*w[1])] * ONE, tuple(z.shape[2:]),
-                         (band, (0, width)))
+        out = run_window(self.h_s[:stop], lambda w: z[..., slice(*w[0]), slice(*w[1])] * ONE,
+                         tuple(z.shape[2:]), (band, (0, width)))
         return out[0].flatten(1).T
 
     def index(self, scale: torch.Tensor) -> torch.Tensor:

@@ -136,6 +136,11 @@ class Layer:
         """The layer's input from a fixed-point activation."""
         return self.grid.take(a) if self.grid else clamp(a)
 
+    def product(self, taken: torch.Tensor) -> torch.Tensor:
+        """A 1x1 layer's activation on [positions, channels] rows of its input as `take` gives it
+        (or as kept in `kept_dtype`)."""
+        return self.give(torch.addmm(self.fast_bias, taken.to(self.dtype), self.matrix))
+
     def give(self, acc: torch.Tensor) -> torch.Tensor:
         """The fixed-point activation from the accumulator (float64, or float32 where exact)."""
         a = acc.to(self.out_dtype).mul_(self.rescale).floor_()
