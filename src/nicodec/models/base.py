@@ -106,6 +106,13 @@ Passes = Generator[Pass, np.ndarray, torch.Tensor | None]
 integer symbols (coding order), returns the latent y_hat (float32 [1, M, H, W]) once every pass
 is done, or None with `rebuild=False` (an encoder already has its latent: no second copy)."""
 
+def _affine(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """x * scale + shift in one rounding (training's); in place where no gradient is recorded (the
+    codec's tiles): the input is the convolution's own output, and a fresh tensor of a synthesis
+    tile's size (33 MB at 1/2 resolution) would be mapped and faulted in at every tile."""
+    return torch.addcmul(shift, x, scale, out=None if torch.is_grad_enabled() else x)
+
+
 class VariableRateModel(nn.Module):
     """Subclasses define `g_a`, `g_s`, `name`, `entropy` ("hyperprior" or "factorized")."""
 
@@ -218,7 +225,7 @@ class VariableRateModel(nn.Module):
                 part = slice(start, start + points[i])
                 scale = self._interp(getattr(self, f"{net}_log_scale")[:, part], t)
                 shift = self._lerp(getattr(self, f"{net}_shift")[:, part], t)
-                out.append(Stage(lambda x, a=scale, b=shift: torch.addcmul(b, x, a)))  # fused: 1 pass
+                out.append(Stage(lambda x, a=scale, b=shift: _affine(x, a, b)))
                 start = part.stop
             if bases and i in bases:
                 out += subspace.projected(layer, bases[i])

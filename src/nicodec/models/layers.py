@@ -68,7 +68,7 @@ class ChannelwiseGDN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xs = x.permute(0, 2, 3, 1)  # channels last: the per-channel terms broadcast along rows
         norm = (xs * xs).mul_(self.diagonal).add_(self.beta).sqrt_()
-        return (xs * norm if self.inverse else xs / norm).permute(0, 3, 1, 2)
+        return (norm.mul_(xs) if self.inverse else xs / norm).permute(0, 3, 1, 2)
 
 
 class ResidualBottleneck(nn.Module):
