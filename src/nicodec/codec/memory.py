@@ -32,7 +32,7 @@ BIG_PASS = 1 << 22
 # Growth of the resident set since the last trim that a tile may leave before the next trim: a
 # trim costs page faults when the memory is used again (after each of `fast`'s 24 MP synthesis
 # tiles, which free about 20 MB that the next tile reuses, it cost ~1 s); the default model's
-# tiles free about 150 MB each, and are trimmed after each as before.
+# larger tiles reach it sooner.
 RETAINED = 96 << 20
 _resident_after_trim = [0]
 
