@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nicodec.models.layers import per_position
 from nicodec.models.stages import Stage
 
 WEIGHT_BITS = 12
@@ -249,8 +250,7 @@ def _unpadded(layer: Layer, a: torch.Tensor, trim: tuple[int, int] = (0, 0)) -> 
     (kh, kw), (s, _) = m.kernel_size, m.stride
     n, _, h, wd = a.shape
     if (kh, kw, s) == (1, 1, 1):
-        rows = a.permute(0, 2, 3, 1).reshape(n * h * wd, -1)
-        return torch.addmm(b, rows, layer.matrix).view(n, h, wd, -1).permute(0, 3, 1, 2)
+        return per_position(a, layer.matrix, b)
     if layer.dtype == torch.float64:
         return F.conv2d(a, w, b, stride=m.stride)
     cols = F.unfold(a, (kh, kw), stride=s)  # [n, cin * kh * kw, outputs]

@@ -19,6 +19,16 @@ def deconv(cin: int, cout: int, kernel: int = 5, stride: int = 2) -> nn.ConvTran
     )
 
 
+def per_position(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """A 1x1 convolution (weight [cin, cout]) of x [N, cin, H, W] as one matrix product over its
+    positions, which a channels-last x gives without a copy: PyTorch's batch-1, one-thread path
+    for such a convolution runs at about a quarter of a matrix product's speed."""
+    n, c, h, w = x.shape
+    rows = x.permute(0, 2, 3, 1).reshape(n * h * w, c)
+    out = rows @ weight if bias is None else torch.addmm(bias, rows, weight)
+    return out.view(n, h, w, -1).permute(0, 3, 1, 2)
+
+
 class GDN(nn.Module):
     """Generalized divisive normalization (Ballé 2016), or its inverse.
 
@@ -39,11 +49,10 @@ class GDN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         beta, gamma = self.terms()
         if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
-            # the codec's tiles: the 1x1 convolution as one matrix product over positions (PyTorch
-            # takes a slow path for it; the GDN costs 0.6x as long, same values)
-            xs = x.permute(0, 2, 3, 1)
-            norm = torch.addmm(beta, (xs * xs).reshape(-1, x.shape[1]), gamma.T).sqrt_().view(xs.shape)
-            return (xs * norm if self.inverse else xs / norm).permute(0, 3, 1, 2)
+            # the codec's tiles: the 1x1 convolution as one matrix product (the GDN costs 0.6x as
+            # long, same values)
+            norm = per_position(x * x, gamma.T, beta).sqrt_()
+            return x * norm if self.inverse else x / norm
         norm = torch.sqrt(F.conv2d(x * x, gamma[:, :, None, None], beta))
         return x * norm if self.inverse else x / norm
 

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from nicodec.models.layers import GDN
+from nicodec.models.layers import GDN, per_position
 from nicodec.models.stages import Stage
 
 RANK = 64  # 48 saves another 30 % of the convolution for files 0.15 % larger: not taken
@@ -89,10 +89,6 @@ def projected(layer: nn.Conv2d, basis: torch.Tensor) -> list[Stage]:
     weight = torch.einsum("oikl,ir->orkl", layer.weight.detach(), basis).contiguous()
     bias = None if layer.bias is None else layer.bias.detach()
 
-    def project(x: torch.Tensor) -> torch.Tensor:
-        rows = x.permute(0, 2, 3, 1)
-        return (rows.reshape(-1, rows.shape[3]) @ basis).view(*rows.shape[:3], -1).permute(0, 3, 1, 2)
-
-    return [Stage(project),
+    return [Stage(lambda x: per_position(x, basis)),
             Stage(lambda x: F.conv2d(x, weight, bias, layer.stride), "conv", layer.kernel_size[0],
                   layer.stride[0], layer.padding[0])]
