@@ -105,23 +105,37 @@ class CropCache:
         (cache_dir / "skipped.txt").write_text("\n".join(skipped))
 
 
-def sample_batch(crops: np.ndarray, batch: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    """Random sub-crops under a random symmetry of the square (flips and transposition, 8 in
-    all, as in super-resolution training on small sets), as float32 NCHW in [0, 1].
+def draw_views(count: int, crops: int, cache_size: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """`count` random views of a crop cache, [count, 4] int64 rows (crop, row, column, symmetry):
+    a sub-crop's place and one of the square's 8 symmetries (bits: flip columns, flip rows,
+    transpose), as in super-resolution training on small sets.
 
     The training folder is small (843 images of ~0.12 megapixels), so every view of it the
     network has not memorized is worth having; a convolutional codec has no preferred axis.
     """
-    n, s = crops.shape[0], crops.shape[1]
-    out = np.empty((batch, size, size, 3), dtype=np.uint8)
-    for i, k in enumerate(rng.integers(0, n, batch)):
-        y, x = rng.integers(0, s - size + 1, 2)
+    out = np.empty((count, 4), dtype=np.int64)
+    out[:, 0] = rng.integers(0, crops, count)
+    for i in range(count):
+        out[i, 1:3] = rng.integers(0, cache_size - size + 1, 2)
+        out[i, 3] = sum(bit for bit in (1, 2, 4) if rng.random() < 0.5)
+    return out
+
+
+def views(crops: np.ndarray, drawn: np.ndarray, size: int) -> np.ndarray:
+    """The views `drawn` (`draw_views`) as float32 NCHW in [0, 1]."""
+    out = np.empty((len(drawn), size, size, 3), dtype=np.uint8)
+    for i, (k, y, x, symmetry) in enumerate(drawn):
         c = crops[k, y : y + size, x : x + size]
-        if rng.random() < 0.5:
+        if symmetry & 1:
             c = c[:, ::-1]
-        if rng.random() < 0.5:
+        if symmetry & 2:
             c = c[::-1]
-        if rng.random() < 0.5:
+        if symmetry & 4:
             c = c.transpose(1, 0, 2)
         out[i] = c
     return out.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+
+
+def sample_batch(crops: np.ndarray, batch: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A batch of random views (`draw_views`), as float32 NCHW in [0, 1]."""
+    return views(crops, draw_views(batch, crops.shape[0], crops.shape[1], size, rng), size)

@@ -25,6 +25,7 @@ from pytorch_msssim import ms_ssim
 from safetensors.torch import load_file
 from torch import nn
 
+from nicodec import progress
 from nicodec.models.base import (
     AFFINE_TABLES,
     LAMBDA_MAX,
@@ -33,6 +34,7 @@ from nicodec.models.base import (
     LEVELS,
     RES_BLOCKS,
     Ladder,
+    noisy,
     regrid,
 )
 from nicodec.models.precision import bf16_pays
@@ -41,6 +43,7 @@ from nicodec.models.registry import build_model
 from nicodec.models.widen import ADDABLE, ONLY_WIDTHS, WIDTHS, architecture, can_widen, widen_state
 from nicodec.train.config import TrainConfig
 from nicodec.train.data import CropCache, sample_batch
+from nicodec.train.latents import LatentCache
 
 MSSSIM_WEIGHT = 1000.0  # maps the MSE lambda ladder onto (1 - MS-SSIM) distortions
 CHECKPOINT = "checkpoint.pt"
@@ -121,6 +124,8 @@ class Trainer:
         self.cfg = cfg
         self.out = Path(cfg.out)
         self.rank, self.world = self._init_distributed()
+        if cfg.latent_samples and self.world > 1:  # a step past the wrapper would not sync gradients
+            raise ValueError("latent_samples trains in one process (not with torchrun)")
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.device = torch.device(cfg.device if cfg.device == "cpu" else f"cuda:{self._local_rank()}")
@@ -166,6 +171,8 @@ class Trainer:
         if self.world > 1:
             net = nn.parallel.DistributedDataParallel(net)
         self.net = torch.compile(net) if cfg.compile else net
+        code = self.model.code_latent  # a step on cached latents (`train.latents`)
+        self.code_latent = torch.compile(code) if cfg.compile else code
         self.stop_requested = False
 
     # -- setup ------------------------------------------------------------------------------
@@ -331,12 +338,14 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=torch.bfloat16,
                               enabled=self.cfg.precision == "bf16")
 
-    def train_step(self, x: torch.Tensor, t: torch.Tensor) -> tuple[float, float, float]:
+    def train_step(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None
+                   ) -> tuple[float, float, float]:
+        """One step on pixels x at levels t (with y, their cached latents: `train.latents`)."""
         self.model.train()
         if self.cfg.wake_channels:
             self.model.rate_grad[self.cfg.wake_channels:] = 1.0 - self.withheld()
         with self._autocast():
-            out = self.net(x, t)
+            out = self.net(x, t) if y is None else self.code_latent(y, t, noisy)
         loss, bpp, mse = rd_loss(self.cfg, self.model, out, x, t)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -363,10 +372,14 @@ class Trainer:
             return 0.0
         return cfg.wake_discount * (cfg.wake_end - self.step) / (cfg.wake_end - cfg.wake_start)
 
-    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(pixels, levels, and with `latent_samples` their cached latents, else None)."""
+        if self.latents is not None:
+            x, t, y = self.latents.batch(self.data.train, self.cfg.batch, self.cfg.crop, self.rng)
+            return x.to(self.device), t.to(self.device), y.to(self.device)
         x = torch.from_numpy(sample_batch(self.data.train, self.cfg.batch, self.cfg.crop, self.rng))
         t = torch.from_numpy(self.rng.uniform(0, self.model.levels - 1, self.cfg.batch))
-        return x.to(self.device), t.float().to(self.device)
+        return x.to(self.device), t.float().to(self.device), None
 
     @torch.no_grad()
     def validate(self) -> list[dict]:
@@ -415,6 +428,11 @@ class Trainer:
         if self.world > 1:
             dist.barrier()
         self.data = CropCache.open(Path(cfg.cache))
+        self.latents = None
+        if cfg.latent_samples:  # its own random stream: a resumed run draws as an uninterrupted one
+            with progress.shown(cfg.progress and self.rank == 0):
+                self.latents = LatentCache.build(self.model, self.data.train, cfg.latent_samples, cfg.crop,
+                                                 self.out / "latents", np.random.default_rng(cfg.seed))
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._request_stop)
         logger = MetricLogger(self.out, self.step) if self.rank == 0 else None
