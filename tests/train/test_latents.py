@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from nicodec.models.base import noisy
-from nicodec.train.latents import LatentCache
+from nicodec.models.registry import build_model
+from nicodec.train.config import TrainConfig
+from nicodec.train.latents import LatentCache, frozen_analysis
 from nicodec.train.loop import Trainer, rd_loss
 
 FROZEN = {"g_a": 0, "log_gain": 0}  # what the tiny hyperprior's analysis uses
@@ -72,3 +74,15 @@ def test_resume_on_cached_latents_reproduces_an_uninterrupted_run(tiny_config, t
 def test_a_learning_analysis_is_refused(tiny_config):
     with pytest.raises(ValueError, match="analysis frozen"):
         Trainer(tiny_config(steps=1, latent_samples=10)).run()
+
+
+def test_the_fast_latents_recipe_freezes_what_the_analysis_uses():
+    configs = Path(__file__).resolve().parents[2] / "configs"
+    cfg = TrainConfig.load(configs / "fast-latents.toml")
+    model = build_model(cfg.model, **cfg.model_config)
+    assert not frozen_analysis(model)
+    for name, scale in cfg.network_lr_scale.items():
+        if scale == 0:
+            getattr(model, name).requires_grad_(False)
+    assert frozen_analysis(model) and cfg.latent_samples > 0
+    assert any(p.requires_grad for p in model.g_s.parameters())  # the decoder side still learns
