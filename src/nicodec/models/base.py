@@ -189,8 +189,10 @@ class VariableRateModel(nn.Module):
                                         for _ in range(count)))
                 for i in gdns}))
 
-    def transform(self, net: str, x: torch.Tensor, t: torch.Tensor, stop: int | None = None) -> torch.Tensor:
-        """Run g_a or g_s (with `stop`, only its layers before that index: what that layer reads);
+    def transform(self, net: str, x: torch.Tensor, t: torch.Tensor, stop: int | None = None,
+                  start: int = 0) -> torch.Tensor:
+        """Run g_a or g_s (with `stop`, only its layers before that index: what that layer reads;
+        with `start`, only the layers from that index on, x being what that layer reads);
         with level-affine tables, each GDN layer's input first goes through its channels' scale
         and shift at level t; residual blocks follow the layers they name."""
         layers = getattr(self, net)
@@ -199,15 +201,18 @@ class VariableRateModel(nn.Module):
         if stop is not None:
             layers = layers[:stop]
         if not affine and blocks is None:
-            return layers(x)
+            return layers[start:](x)
         if affine:
             log_scale, shift = getattr(self, f"{net}_log_scale"), getattr(self, f"{net}_shift")
-        points, start = dict(affine_points(layers)), 0
+        points, first = dict(affine_points(layers)), 0
         for i, layer in enumerate(layers):
             if affine and i in points:
-                part = slice(start, start + points[i])
-                x = x * self._interp(log_scale[:, part], t) + self._lerp(shift[:, part], t)
-                start = part.stop
+                part = slice(first, first + points[i])
+                first = part.stop
+                if i >= start:
+                    x = x * self._interp(log_scale[:, part], t) + self._lerp(shift[:, part], t)
+            if i < start:
+                continue
             x = layer(x)
             if blocks is not None and str(i) in blocks:
                 x = blocks[str(i)](x)
@@ -249,16 +254,23 @@ class VariableRateModel(nn.Module):
         """Per-channel latent gain of level t, [B, C, 1, 1]."""
         return self._interp(self.log_gain, t)
 
-    def analyse(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Gained latent y (float32, before quantization)."""
-        return self.transform("g_a", x, t).float() * self.gain(t)
+    def analyse(self, x: torch.Tensor, t: torch.Tensor, frozen: int = 0) -> torch.Tensor:
+        """Gained latent y (float32, before quantization). With `frozen`, g_a's layers before that
+        index (their blocks and level-affine rows too) run without autograd: training then skips
+        their backward pass, the finest layers' being most of a joint step's cost."""
+        if frozen:
+            with torch.no_grad():
+                x = self.transform("g_a", x, t, stop=frozen)
+        return self.transform("g_a", x, t, start=frozen).float() * self.gain(t)
 
     def synthesize(self, y_hat: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return self.transform("g_s", y_hat * self._interp(self.log_inv_gain, t), t).float()
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, noise: bool = True) -> dict[str, torch.Tensor]:
-        """Training/evaluation pass: reconstruction and the bits each sample costs."""
-        return self.code_latent(self.analyse(x, t), t, noisy if noise else rounded)
+    def forward(self, x: torch.Tensor, t: torch.Tensor, noise: bool = True,
+                frozen: int = 0) -> dict[str, torch.Tensor]:
+        """Training/evaluation pass: reconstruction and the bits each sample costs (`frozen`:
+        `analyse`'s)."""
+        return self.code_latent(self.analyse(x, t, frozen), t, noisy if noise else rounded)
 
     def code_latent(self, y: torch.Tensor, t: torch.Tensor, quantize: Quantize) -> dict[str, torch.Tensor]:
         """Quantize the gained latent y, measure its bits, decode it: {"x_hat", "bits", ...}."""

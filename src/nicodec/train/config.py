@@ -42,6 +42,7 @@ class TrainConfig:
     cache_crop: int = 256  # size of the cached crops
     crops_per_image: int = 4  # cached crops per training image
     latent_samples: int = 0  # train on this many samples' cached latents, the analysis frozen (0: off)
+    analysis_frozen_layers: int = 0  # g_a's first layers take no gradient and skip their backward (0: off)
     val_crop: int = 256  # size of the validation centre crops (fixed, so runs stay comparable)
     val_every_nth_file: int = 50  # hold out ~1/n of the files for validation
     batch: int = 16
@@ -108,6 +109,8 @@ class TrainConfig:
             raise ValueError("waking channels needs 0 < wake_discount <= 1 and wake_end > wake_start")
         if self.latent_samples < 0:
             raise ValueError("latent_samples must be 0 (off) or a number of samples")
+        if self.analysis_frozen_layers < 0:
+            raise ValueError("analysis_frozen_layers must be 0 (off) or a number of layers")
         if not 0 <= self.level_balance <= 1:
             raise ValueError("level_balance must be in [0, 1]")
         parse_duration(self.time_budget or 0)

@@ -126,6 +126,8 @@ class Trainer:
         self.rank, self.world = self._init_distributed()
         if cfg.latent_samples and self.world > 1:  # a step past the wrapper would not sync gradients
             raise ValueError("latent_samples trains in one process (not with torchrun)")
+        if cfg.analysis_frozen_layers and self.world > 1:  # DDP expects a gradient for every parameter
+            raise ValueError("analysis_frozen_layers trains in one process (not with torchrun)")
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.device = torch.device(cfg.device if cfg.device == "cpu" else f"cuda:{self._local_rank()}")
@@ -137,6 +139,8 @@ class Trainer:
         torch.manual_seed(cfg.seed + self.rank)
         self.rng = np.random.default_rng(cfg.seed + self.rank)
         self.model = build_model(cfg.model, **_model_config(cfg.to_dict())).to(self.device)
+        if cfg.analysis_frozen_layers >= len(self.model.g_a):
+            raise ValueError(f"analysis_frozen_layers must be below g_a's {len(self.model.g_a)} layers")
         if cfg.wake_channels and not (self.model.entropy == "hyperprior"
                                       and cfg.wake_channels < self.model.config["M"]):
             raise ValueError("wake_channels needs a hyperprior model with more latent channels")
@@ -345,7 +349,8 @@ class Trainer:
         if self.cfg.wake_channels:
             self.model.rate_grad[self.cfg.wake_channels:] = 1.0 - self.withheld()
         with self._autocast():
-            out = self.net(x, t) if y is None else self.code_latent(y, t, noisy)
+            out = (self.net(x, t, frozen=self.cfg.analysis_frozen_layers) if y is None
+                   else self.code_latent(y, t, noisy))
         loss, bpp, mse = rd_loss(self.cfg, self.model, out, x, t)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
