@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
+import mmap
 
 from nicodec.codec import memory
 
@@ -22,7 +22,10 @@ def test_a_bounded_release_trims_only_after_the_process_grew(monkeypatch):
 
 
 def test_resident_size_is_read_and_grows_with_touched_memory():
+    # A fresh anonymous mapping: malloc could hand out pages that earlier tests freed but that
+    # are still resident, and then nothing would grow.
+    block = mmap.mmap(-1, 64 << 20)
     before = memory._resident()
-    block = np.ones(64 << 20, np.uint8)  # 64 MB, every page touched
+    block.write(b"\x01" * (64 << 20))  # 64 MB, every page touched
     assert memory._resident() >= before + (48 << 20)
-    del block
+    block.close()
