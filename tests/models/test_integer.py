@@ -162,3 +162,33 @@ def test_the_grid_rounds_alike_in_training_and_decoding():
     assert torch.equal(k, grid.fake(a / ONE) * 8)
     assert k.min() == -127 and k.max() == 127
     assert torch.equal(grid.take(a.float()).double(), k)  # float32 decoding, same integers
+
+
+@pytest.mark.parametrize("eight", [False, True])
+def test_every_window_of_an_integer_stack_is_the_reference(eight):
+    """Per-tap and per-phase matrix products (strided convolutions, transposed ones of strides 2 and
+    3, float64 and 8-bit float32 layers): any output window, computed from just the input it
+    needs, has the reference evaluation's integers."""
+    from torch import nn
+
+    from nicodec.models.integer import IntegerSynthesis, eight_bit
+    from nicodec.models.layers import conv, deconv
+    from nicodec.models.stages import run_window
+
+    torch.manual_seed(5)
+    layers = [deconv(6, 5), nn.ReLU(), conv(5, 7, 3, 1), nn.ReLU(), deconv(7, 4, 3), nn.ReLU(),
+              conv(4, 6, 5, 2), nn.ReLU(), deconv(6, 3, 5, 3), nn.ReLU(), conv(3, 5, 3, 1)]
+    if eight:
+        layers = [eight_bit(m, 4, signed=False) if i and isinstance(m, nn.Conv2d | nn.ConvTranspose2d)
+                  else m for i, m in enumerate(layers)]
+    seq = nn.Sequential(*layers)
+    net = IntegerSynthesis(seq, IntegerSynthesis.quantize(seq))
+    assert any(layer.dtype == torch.float32 for layer in net.layers) == eight
+    x = torch.randint(-9, 10, (1, 6, 5, 7)).double()
+    reference = net(x)
+    assert reference.shape[2:] == (30, 42)
+    stages = net.stages()
+    source = x * (1 << 8)
+    for window in [((0, 30), (0, 42)), ((3, 17), (5, 30)), ((0, 1), (41, 42)), ((20, 30), (0, 9))]:
+        out = run_window(stages, lambda w: source[..., slice(*w[0]), slice(*w[1])], (5, 7), window)
+        assert torch.equal(out.double(), reference[..., slice(*window[0]), slice(*window[1])]), window

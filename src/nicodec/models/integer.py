@@ -124,6 +124,10 @@ class Layer:
         self.fast_bias = self.bias.to(self.dtype)
         if transposed:  # [in, (taps, out)]: a view where the weight is kept taps-major
             self.taps = self.fast_weight.permute(0, 2, 3, 1).flatten(1)
+        elif self.weight.shape[2:] != (1, 1):  # [in, out] per tap, for `_taps`
+            kh, kw = self.weight.shape[2:]
+            self.tap_weights = [self.fast_weight[:, :, i, j].T.contiguous()
+                                for i in range(kh) for j in range(kw)]
 
     @property
     def kept_dtype(self) -> torch.dtype:
@@ -241,41 +245,76 @@ class IntegerSynthesis:
 
 def _unpadded(layer: Layer, a: torch.Tensor, trim: tuple[int, int] = (0, 0)) -> torch.Tensor:
     """The layer's accumulator without padding (`Stage` pads; a transposed layer's output less
-    `trim` rows and columns on each side, `Stage.fn`), in its exact dtype. Transposed layers
-    (`_transposed`) and 1x1 layers are matrix products on positions x channels; other float64
-    layers are convolutions, other float32 layers matrix products on `unfold`'s gathered windows."""
-    m, w, b = layer.module, layer.fast_weight, layer.fast_bias
+    `trim` rows and columns on each side, `Stage.fn`), in its exact dtype, channels last. 1x1
+    layers are one matrix product on positions x channels, others a matrix product per tap
+    (`_taps`): a float32 layer never goes through a convolution library, which may pick Winograd,
+    whose transforms are not integer."""
+    m = layer.module
     if isinstance(m, nn.ConvTranspose2d):
         return _transposed(layer, a, trim)
+    if m.kernel_size == (1, 1) and m.stride == (1, 1):
+        return per_position(a, layer.matrix, layer.fast_bias)
     (kh, kw), (s, _) = m.kernel_size, m.stride
     n, _, h, wd = a.shape
-    if (kh, kw, s) == (1, 1, 1):
-        return per_position(a, layer.matrix, b)
-    if layer.dtype == torch.float64:
-        return F.conv2d(a, w, b, stride=m.stride)
-    cols = F.unfold(a, (kh, kw), stride=s)  # [n, cin * kh * kw, outputs]
-    oh, ow = (h - kh) // s + 1, (wd - kw) // s + 1
-    return (torch.matmul(w.flatten(1), cols) + b[:, None]).reshape(n, -1, oh, ow)
+    rows = a.permute(0, 2, 3, 1).contiguous()
+    out = torch.empty(n, (h - kh) // s + 1, (wd - kw) // s + 1, layer.fast_bias.shape[0], dtype=a.dtype)
+    taps = list(zip((i * wd + j for i in range(kh) for j in range(kw)), layer.tap_weights, strict=True))
+    for b in range(n):
+        out[b] = _taps(rows[b], taps, layer.fast_bias, out.shape[1:3], s)
+    return out.permute(0, 3, 1, 2)
+
+
+def _taps(rows: torch.Tensor, taps: list[tuple[int, torch.Tensor]], bias: torch.Tensor,
+          size: tuple[int, int], stride: int = 1) -> torch.Tensor:
+    """Output [height, width, cout] of a convolution over rows [H, W, cin] (its input, padded),
+    as one matrix product per tap (offset in the flattened input, [cin, cout] weight), added in
+    place. Output position (r, c) reads flattened input row stride * (r * W + c) + offset, so each
+    tap's rows are one strided slice of the input: no copy. The W - width columns between output
+    rows are computed too and never read (a few percent), and nothing outside the output is."""
+    height, width = size
+    flat = rows.flatten(0, 1)
+    count = (height - 1) * rows.shape[1] + width  # from the first output position to the last
+    acc = None
+    for offset, weight in taps:
+        x = flat[offset:].as_strided((count, flat.shape[1]), (stride * flat.shape[1], 1))
+        acc = torch.addmm(bias, x, weight) if acc is None else acc.addmm_(x, weight)
+    return acc.as_strided((height, width, acc.shape[1]), (rows.shape[1] * acc.shape[1], acc.shape[1], 1))
 
 
 def _transposed(layer: Layer, a: torch.Tensor, trim: tuple[int, int]) -> torch.Tensor:
-    """A transposed convolution as one matrix product, every input position times every tap
-    ([positions, cin] @ [cin, taps * cout]), then each tap's products added at its strided output
-    positions, channels last. `fold` did that scatter at twice the matrix product's time (h_s of
-    a Kodak image: 19 -> 12 ms on two threads); the output comes channels last, which is what the
-    next layer's matrix product reads."""
+    """A transposed convolution as a convolution per output phase: output row stride * r + p
+    takes input rows r - u on kernel rows p + stride * u (likewise for columns), a small
+    convolution of the zero-padded input run by `_taps`. Only the output rows and columns kept
+    after `trim` are computed; each phase is written to its strided positions of the output,
+    channels last, which is what the next layer's matrix product reads."""
     m = layer.module
     (kh, kw), (s, _) = m.kernel_size, m.stride
-    n, _, h, wd = a.shape
+    n, cin, h, wd = a.shape
     cout = layer.fast_weight.shape[1]
-    rows = a.permute(0, 2, 3, 1).reshape(n * h * wd, -1)
-    products = torch.mm(rows, layer.taps).view(n, h, wd, kh, kw, cout)
-    height, width = (h - 1) * s + kh, (wd - 1) * s + kw
-    out = layer.fast_bias.expand(n, height, width, cout).clone()
-    for i in range(kh):
-        for j in range(kw):
-            out[:, i:i + s * (h - 1) + 1:s, j:j + s * (wd - 1) + 1:s].add_(products[:, :, :, i, j])
-    return out[:, trim[0]:height - trim[0], trim[1]:width - trim[1]].permute(0, 3, 1, 2)
+    pad = (max(kh, kw) + s - 1) // s - 1  # the most taps a phase has along an axis, less one
+    rows = a.new_zeros(n, h + 2 * pad, wd + 2 * pad, cin)
+    rows[:, pad:pad + h, pad:pad + wd] = a.permute(0, 2, 3, 1)
+    full = ((h - 1) * s + kh, (wd - 1) * s + kw)
+    keep = [(t, f - t) for t, f in zip(trim, full, strict=True)]
+    out = a.new_empty(n, keep[0][1] - keep[0][0], keep[1][1] - keep[1][0], cout)
+    width = rows.shape[2]
+
+    def tap(k: int) -> torch.Tensor:  # kernel position k's [cin, cout] weight, a view
+        return layer.taps[:, k * cout:(k + 1) * cout]
+
+    for p in range(s):
+        for q in range(s):
+            # phase outputs r in [lo, hi) per axis: stride * r + phase within the kept interval
+            (r0, r1), (c0, c1) = (((t - f + s - 1) // s, (u - f - 1) // s + 1)
+                                  for (t, u), f in zip(keep, (p, q), strict=True))
+            if r1 <= r0 or c1 <= c0:
+                continue
+            taps = [((pad - u + r0) * width + pad - v + c0, tap((p + s * u) * kw + q + s * v))
+                    for u in range((kh - p + s - 1) // s) for v in range((kw - q + s - 1) // s)]
+            for b in range(n):
+                out[b, s * r0 + p - keep[0][0]::s, s * c0 + q - keep[1][0]::s] = _taps(
+                    rows[b], taps, layer.fast_bias, (r1 - r0, c1 - c0))
+    return out.permute(0, 3, 1, 2)
 
 
 def clamp(a: torch.Tensor) -> torch.Tensor:
