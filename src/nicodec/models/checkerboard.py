@@ -84,8 +84,8 @@ class CheckerboardTwin(HyperpriorTwin):
     def __init__(self, integer: dict[str, IntegerSynthesis], thresholds: torch.Tensor) -> None:
         super().__init__(integer, thresholds)
         self.context_layer, = integer["context"].layers
-        weight = self.context_layer.fast_weight
-        self.context_weights = [weight[:, :, i, j].T.contiguous() for i, j in LIVE_TAPS]
+        kernel = self.context_layer.weight.shape[3]
+        self.context_weights = [self.context_layer.tap_weights[i * kernel + j] for i, j in LIVE_TAPS]
         self.entropy_net = integer["entropy_net"]
         # A last hyper-synthesis layer that is 1x1 on an 8-bit grid (`fast`'s) runs on each pass's
         # own positions: pass 2 keeps its input, a byte a channel, instead of its output (at 24

@@ -124,10 +124,9 @@ class Layer:
         self.fast_bias = self.bias.to(self.dtype)
         if transposed:  # [in, (taps, out)]: a view where the weight is kept taps-major
             self.taps = self.fast_weight.permute(0, 2, 3, 1).flatten(1)
-        elif self.weight.shape[2:] != (1, 1):  # [in, out] per tap, for `_taps`
+        elif self.weight.shape[2:] != (1, 1):  # [in, out] per tap in raster order, for `_taps`
             kh, kw = self.weight.shape[2:]
-            self.tap_weights = [self.fast_weight[:, :, i, j].T.contiguous()
-                                for i in range(kh) for j in range(kw)]
+            self.tap_weights = [self.fast_weight[:, :, i, j].T for i in range(kh) for j in range(kw)]
 
     @property
     def kept_dtype(self) -> torch.dtype:
@@ -166,6 +165,8 @@ class IntegerSynthesis:
                 raise ValueError("integer network exceeds its exactness bounds")
             if isinstance(m, nn.ConvTranspose2d):  # taps-major, so that `Layer.taps` is a view (memory)
                 w = w.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
+            elif w.shape[2:] != (1, 1):  # [kh, kw, in, out] in memory: `Layer.tap_weights` are views
+                w = w.permute(2, 3, 1, 0).contiguous().permute(3, 2, 0, 1)
             self.layers.append(Layer(m, w, b, relu, getattr(m, "grid", None), bits))
         # 1x1 layers as [in, out] matrices for `rows`
         self.matrices = [layer for layer in self.layers if layer.weight.shape[2:] == (1, 1)]
