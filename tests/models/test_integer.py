@@ -84,11 +84,11 @@ def _fast_passes(m, z_hat, shape, symbols_a, symbols_n):
     return [(first.mean, first.scale, first.index), (second.mean, second.scale, second.index)], y_hat
 
 
-def _compare(m, z_hat, shape, seed):
+def _compare(m, z_hat, shape, seed, limit=20):
     gen = torch.Generator().manual_seed(seed)
     n_half = shape[1] * shape[2] * shape[3]
-    symbols_a = torch.randint(-20, 21, (n_half - n_half // 2,), generator=gen).double()
-    symbols_n = torch.randint(-20, 21, (n_half // 2,), generator=gen).double()
+    symbols_a = torch.randint(-limit, limit + 1, (n_half - n_half // 2,), generator=gen).double()
+    symbols_n = torch.randint(-limit, limit + 1, (n_half // 2,), generator=gen).double()
     reference = _reference_passes(m, z_hat, symbols_a)
     fast, y_hat = _fast_passes(m, z_hat, shape, symbols_a, symbols_n)
     for (mean, scale), (fmean, fscale, findex) in zip(reference, fast, strict=True):
@@ -123,6 +123,17 @@ def test_fast_twin_matches_the_reference_on_random_latents(size, name, monkeypat
         banded = _compare(m, z_hat, shape, seed=2)
         for a, b in zip(whole, banded, strict=True):
             assert all(torch.equal(torch.as_tensor(x), torch.as_tensor(y)) for x, y in zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize("name", CHECKERBOARD_MODELS)
+def test_fast_twin_matches_the_reference_on_symbols_past_the_clamp(name):
+    """Anchors whose fixed-point values pass 2**24 (a crafted file): the context reads them from
+    the rebuilt float32 latent, where they are rounded, and still gets the reference's clamped
+    integers."""
+    m = load_model(name)
+    z_hat = torch.randint(-8, 9, (1, m.net.hyper_channels, 2, 3), generator=torch.Generator().manual_seed(6))
+    shape = torch.Size((1, m.net.config["M"], 8, 12))
+    _compare(m, z_hat.double(), shape, seed=7, limit=1 << 17)  # |symbol| * ONE up to 2**25
 
 
 @pytest.mark.parametrize("name", CHECKERBOARD_MODELS)

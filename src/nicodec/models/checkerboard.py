@@ -98,13 +98,17 @@ class CheckerboardTwin(HyperpriorTwin):
         a = hyper if ctx is None else torch.cat([hyper, ctx.to(hyper.dtype)], 1)
         return (hyper.double() + self.entropy_net.rows(a)).chunk(2, dim=1)  # may pass 2**24
 
-    def context(self, anchors: torch.Tensor, band: tuple[int, int]) -> torch.Tensor:
-        """Context rows at the non-anchor positions of `band` from the anchors grid [H, W, M], the
-        context layer's input (zero elsewhere)."""
+    def context(self, anchors: torch.Tensor, band: tuple[int, int], taken: bool = True) -> torch.Tensor:
+        """Context rows at the non-anchor positions of `band` from the anchors [H, W, M]: the
+        context layer's input (`taken`), or the rebuilt latent, whose anchors are float32 y_a / ONE
+        and give that input exactly (a power-of-two division of an integer below 2**24 is exact in
+        float32, and a larger one rounds to a value that `take` clamps alike). Only anchors are
+        read: every live tap of a non-anchor position is one."""
         (r0, r1), h = band, anchors.shape[0]
         layer = self.context_layer
-        rows = F.pad(anchors[max(r0 - 2, 0):min(r1 + 2, h)].to(layer.dtype),
-                     (0, 0, 2, 2, max(2 - r0, 0), max(r1 + 2 - h, 0)))
+        rows = anchors[max(r0 - 2, 0):min(r1 + 2, h)]
+        rows = F.pad(rows if taken else layer.take(rows.double() * ONE), (0, 0, 2, 2, max(2 - r0, 0),
+                     max(r1 + 2 - h, 0))).to(layer.dtype)
         acc = None  # one product per tap, summed in place: no [positions, 12 M] copy
         for (i, j), weight in zip(LIVE_TAPS, self.context_weights, strict=True):
             tap = checkered(rows[i:i + r1 - r0, j:j + anchors.shape[1]], 1 - r0 % 2)
@@ -131,12 +135,15 @@ class CheckerboardTwin(HyperpriorTwin):
 
         step = self._pass(progress.tracked(map(anchor_rows, bands), len(bands), "entropy model, anchors",
                                            "band"), m, is_anchor, scales)
-        y = torch.empty(h, w, m) if rebuild else None  # channels last, as the synthesis reads it
-        grid = torch.zeros(h, w, m, dtype=self.context_layer.kept_dtype)  # the context's input
+        # the anchors for the context: in the rebuilt latent (channels last, as the synthesis reads
+        # it), or without one in the context layer's narrowest exact dtype (`Layer.kept_dtype`)
+        y = torch.zeros(h, w, m) if rebuild else None
+        grid = y if rebuild else torch.zeros(h, w, m, dtype=self.context_layer.kept_dtype)
         for c, y_a in _latent(step, (yield step)):
             if y is not None:
                 place(y[:, :, c], (y_a / ONE).float().T, 0)
-            place(grid[:, :, c], self.context_layer.take(y_a).T.to(grid.dtype), 0)
+            else:
+                place(grid[:, :, c], self.context_layer.take(y_a).T.to(grid.dtype), 0)
         del step
 
         def other_rows(i: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,11 +151,11 @@ class CheckerboardTwin(HyperpriorTwin):
             hyper_n[i] = None  # each band's rows are freed once used
             if self.hyper_last is not None:
                 hyper = self.hyper_last.product(hyper)
-            return self.parameters(hyper, self.context(grid, (r0, r1)))
+            return self.parameters(hyper, self.context(grid, (r0, r1), taken=not rebuild))
 
         step = self._pass(progress.tracked(map(other_rows, range(len(bands))), len(bands),
                                            "entropy model, the rest", "band"), m, ~is_anchor, scales)
-        grid = None  # read by every band already: freed before the symbols are decoded
+        grid = None  # read by every band already: freed before the symbols are decoded (encoder)
         symbols = yield step
         if y is None:
             return None
