@@ -16,9 +16,9 @@ machine, in any summation order (a file that breaks the bound still decodes, in 
 `__call__` is the plain reference evaluation, in float64. The codec runs the same arithmetic in
 cheaper forms that give identical integers (tests compare them): `stages` for windows of a
 convolution stack (row bands, so memory stays bounded), `rows` for a stack of 1x1 convolutions as
-matrix products on just the positions that need them. Float32 layers run only as matrix products
-(a convolution library may pick Winograd, whose transforms are not integer): on windows gathered
-by `unfold`, or, for transposed layers, products added at their strided output positions.
+matrix products on just the positions that need them. Every layer runs as matrix products, never
+through a convolution library (which may pick Winograd, whose transforms are not integer): one per
+kernel tap on strided views of the input, one per output phase for transposed layers (`_taps`).
 """
 
 from __future__ import annotations
