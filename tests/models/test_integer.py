@@ -177,9 +177,9 @@ def test_the_grid_rounds_alike_in_training_and_decoding():
 
 @pytest.mark.parametrize("eight", [False, True])
 def test_every_window_of_an_integer_stack_is_the_reference(eight):
-    """Per-tap and per-phase matrix products (strided convolutions, transposed ones of strides 2 and
-    3, float64 and 8-bit float32 layers): any output window, computed from just the input it
-    needs, has the reference evaluation's integers."""
+    """Per-tap and per-phase matrix products on a batch (strided convolutions, transposed ones of
+    strides 2 and 3, float64 and 8-bit float32 layers): any output window, computed from just the
+    input it needs, has the reference evaluation's integers."""
     from torch import nn
 
     from nicodec.models.integer import IntegerSynthesis, eight_bit
@@ -195,7 +195,7 @@ def test_every_window_of_an_integer_stack_is_the_reference(eight):
     seq = nn.Sequential(*layers)
     net = IntegerSynthesis(seq, IntegerSynthesis.quantize(seq))
     assert any(layer.dtype == torch.float32 for layer in net.layers) == eight
-    x = torch.randint(-9, 10, (1, 6, 5, 7)).double()
+    x = torch.randint(-9, 10, (2, 6, 5, 7)).double()  # a batch of two
     reference = net(x)
     assert reference.shape[2:] == (30, 42)
     stages = net.stages()
