@@ -1,4 +1,6 @@
-"""Start-up time of the commands that need no model: what a user waits for on `--help` or a typo.
+"""Start-up time of the commands that need no model (what a user waits for on `--help` or a typo)
+and of one-shot decodes of the 384x256 sample: whole, as a 1/8 thumbnail from the latent, and as
+one from a file's preview (`encode --preview`), which needs no model.
 
     python benchmarks/startup.py [--repeat 5]
 
@@ -19,7 +21,9 @@ from pathlib import Path
 
 SAMPLE = Path(__file__).resolve().parents[1] / "src" / "nicodec" / "assets" / "sample.png"
 COMMANDS = (["--help"], ["--version"], ["encode", "--help"], ["info", "{nic}"], ["encode"],
-            ["encode", "x.png", "-q", "500"])
+            ["encode", "x.png", "-q", "500"], ["decode", "{nic}", "-o", "{png}", "-f"],
+            ["decode", "{nic}", "-o", "{png}", "-f", "--reduce", "8"],
+            ["decode", "{previewed}", "-o", "{png}", "-f", "--reduce", "8"])
 
 
 def run(args: list[str]) -> tuple[float, bool]:
@@ -35,15 +39,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
-    nic = Path(tempfile.mkdtemp()) / "sample.nic"  # `info` reads a real file
-    subprocess.run([sys.executable, "-m", "nicodec", "encode", str(SAMPLE), "-o", str(nic), "-q", "50"],
-                   check=True, capture_output=True)
-    print(f"{'command':<40} {'median s':>9} {'max s':>7}  torch")
+    folder = Path(tempfile.mkdtemp())
+    files = {"nic": folder / "sample.nic", "previewed": folder / "previewed.nic", "png": folder / "out.png"}
+    for name, extra in (("nic", []), ("previewed", ["--preview"])):  # real files to read
+        subprocess.run([sys.executable, "-m", "nicodec", "encode", str(SAMPLE), "-o", str(files[name]),
+                        "-q", "50", *extra], check=True, capture_output=True)
+    print(f"{'command':<60} {'median s':>9} {'max s':>7}  torch")
     for template in COMMANDS:
-        command = [a.format(nic=nic) for a in template]
+        command = [a.format(**files) for a in template]
         times, torch_loaded = zip(*(run(command) for _ in range(args.repeat)), strict=True)
-        label = "nicodec " + " ".join(template).replace("{nic}", "sample.nic")
-        print(f"{label:<40} {statistics.median(times):>9.3f} {max(times):>7.3f}  "
+        label = "nicodec " + " ".join(template).format(nic="sample.nic", previewed="previewed.nic",
+                                                       png="out.png")
+        print(f"{label:<60} {statistics.median(times):>9.3f} {max(times):>7.3f}  "
               f"{'yes' if any(torch_loaded) else 'no'}")
 
 

@@ -5,10 +5,11 @@
     >>> image = nicodec.decompress(data)             # PIL image, original size and mode
 
 The import rule: importing PyTorch takes seconds, so a command that needs no model (`--help`,
-`--version`, `info`, a usage error) must never load it, nor any package of an optional extra.
-This package, `nicodec.cli.*`, `codec.api`, `codec.image`, `bitstream`, `storage` and
-`plugins.pillow` import torch, the models and every optional package inside the functions that
-use them, never at module level (tests/cli/test_startup.py checks; benchmarks/startup.py times it).
+`--version`, `info`, a usage error, a thumbnail from a file's preview) must never load it, nor any
+package of an optional extra. This package, `nicodec.cli.*`, `codec.api`, `codec.image`,
+`codec.preview`, `bitstream`, `storage`, `plugins.pillow`, `nicodec.models` itself and
+`models.draft` import torch, the models and every optional package inside the functions that use
+them, never at module level (tests/cli/test_startup.py checks; benchmarks/startup.py times it).
 """
 
 from nicodec.codec.api import compress, decompress, info

@@ -145,7 +145,7 @@ def test_section_kinds_keep_their_numbers():
     """Kinds are on disk: new ones are appended, never renumbered (in every format version)."""
     assert {k.name: k.value for k in Kind} == {
         "Z": 1, "Z_ESCAPES": 2, "Y": 3, "Y_ESCAPES": 4, "ALPHA": 5, "Y2": 6, "Y2_ESCAPES": 7,
-        "ICC": 128, "EXIF": 129, "XMP": 130}
+        "ICC": 128, "EXIF": 129, "XMP": 130, "PREVIEW": 131}
 
 
 def test_unknown_ancillary_kinds_are_skipped_unknown_critical_ones_rejected(nic, crop):

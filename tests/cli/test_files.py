@@ -3,6 +3,7 @@ devices, FIFOs and links, cleans up after a killed run and reads with a bound.""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import stat
@@ -160,3 +161,14 @@ def test_decode_reduce_writes_a_thumbnail_close_to_the_full_decode(small_nic, tm
     err = _one_line_error(run("decode", str(nic), "-o", str(tmp_path / "r.png"), "--reduce", "2",
                               "--reference", str(full)))
     assert "--reference" in err and not (tmp_path / "r.png").exists()
+
+
+def test_encode_preview_then_decode_reduce_8_reads_it(small_png, tmp_path):
+    nic, thumb = tmp_path / "a.nic", tmp_path / "thumb.png"
+    assert run("encode", str(small_png), "-o", str(nic), "--preview").returncode == 0
+    kinds = [s["kind"] for s in json.loads(run("info", str(nic), "--json").stdout)["sections"]]
+    assert kinds[-1] == "preview"
+    res = run("decode", str(nic), "-o", str(thumb), "--reduce", "8", "--json")
+    assert res.returncode == 0, res.stderr
+    preview = Image.open(io.BytesIO(unpack(nic.read_bytes())[1][-1].data))
+    assert np.array_equal(np.asarray(Image.open(thumb)), np.asarray(preview.convert("RGB")))

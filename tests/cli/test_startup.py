@@ -13,7 +13,7 @@ import pytest
 
 import nicodec
 from nicodec.cli.main import missing_extra
-from tests.conftest import REPO, optional_modules
+from tests.conftest import REPO, kodak_crop, optional_modules
 
 V1_FILE = REPO / "tests" / "bitstream" / "data" / "v1_hyperprior_48x32.nic"
 PROBE = """
@@ -52,3 +52,14 @@ def test_a_missing_optional_package_names_its_extra(monkeypatch):
         "this needs the 'eval' extra (No module named 'pytorch_msssim'): pip install 'nicodec[eval]'")
     assert "nicodec[service]" in missing_extra(ModuleNotFoundError("x", name="fastapi.responses"))
     assert missing_extra(ModuleNotFoundError("No module named 'foo'", name="foo")) == "No module named 'foo'"
+
+
+def test_a_thumbnail_from_a_preview_imports_no_torch(tmp_path):
+    """`decode --reduce 8` of a file with a preview needs no model: no torch, milliseconds."""
+    nic = tmp_path / "a.nic"
+    nic.write_bytes(nicodec.compress(kodak_crop(23, (0, 0, 96, 64)), 75, preview=True))
+    args = ["decode", str(nic), "-o", str(tmp_path / "thumb.png"), "--reduce", "8"]
+    done = subprocess.run([sys.executable, "-c", PROBE.format(heavy={"torch"}), *args], capture_output=True,
+                          text=True, timeout=60)
+    assert json.loads(done.stdout.splitlines()[-1]) == {"code": 0, "heavy": []}, done.stderr
+    assert (tmp_path / "thumb.png").is_file()

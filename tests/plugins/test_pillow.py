@@ -191,3 +191,16 @@ def test_draft_of_a_model_without_read_outs_decodes_whole(crop, monkeypatch):
         assert im.draft("RGB", (24, 16)) == ("RGB", (0, 0, 192, 128))
         im.thumbnail((24, 16))
         assert im.size == (24, 16) and seen == [1]
+
+
+def test_thumbnail_of_a_file_with_a_preview_decodes_the_preview(monkeypatch):
+    """A file saved with `preview=True`: a draft at 1/8 is its preview, decoded without the model."""
+    seen = _reductions(monkeypatch)
+    buf = io.BytesIO()
+    kodak_crop(19, (100, 200, 484, 456)).save(buf, format="NIC", quality=75, preview=True)
+    with Image.open(buf) as im:
+        im.thumbnail((24, 16))  # draft(None, (48, 32)): 1/8
+        assert im.size == (24, 16) and seen == [8]
+    with Image.open(buf) as im:
+        assert im.draft("RGB", (48, 32)) == ("RGB", (0, 0, 48, 32))
+        assert np.array_equal(np.asarray(im), np.asarray(nicodec.decompress(buf.getvalue(), reduce=8)))

@@ -90,6 +90,12 @@ def test_compress_can_strip_the_metadata(client, tagged):
     assert len(stripped) < len(kept)
 
 
+def test_compress_with_a_preview(client, png):
+    data = client.post("/compress?quality=50&preview=true", content=png).content
+    assert client.post("/info", content=data).json()["sections"][-1]["kind"] == "preview"
+    assert decompress(data, reduce=8).size == tuple(-(-n // 8) for n in Image.open(io.BytesIO(png)).size)
+
+
 def test_compress_to_a_psnr(client, png, crop):
     r = client.post("/compress?psnr=30", content=png)
     assert r.status_code == 200

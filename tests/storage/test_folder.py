@@ -79,7 +79,8 @@ def test_folder_needs_an_output_folder(photos):
 def test_a_rerun_with_other_settings_redoes_the_files(photos, tmp_path):
     archive = tmp_path / "archive"
     for flags, redone in ((("-q", "50"), 4), (("-q", "50"), 0), (("-q", "60"), 4),
-                          (("-q", "60", "--strip"), 4), (("-q", "60", "--strip"), 0), (("--size", "900"), 4)):
+                          (("-q", "60", "--strip"), 4), (("-q", "60", "--strip"), 0),
+                          (("-q", "60", "--strip", "--preview"), 4), (("--size", "900"), 4)):
         res = run("encode", str(photos), "-o", str(archive), *flags, "--json")
         totals = json.loads(res.stdout)["totals"]
         assert (totals["files"], totals["up_to_date"]) == (redone, 4 - redone), flags

@@ -19,7 +19,8 @@ Section kinds: z, z_escapes, y, y_escapes (hyper-latent and latent ANS words and
 y2, y2_escapes (the checkerboard model's second pass), alpha (PNG-coded), and the input's
 metadata, stored for the decoder to hand back: icc (ICC colour profile), exif
 ("Exif\\0\\0" + TIFF-structured EXIF, without the Orientation tag) and xmp (XMP packet), each
-written only when the input has it (and not with `--strip`). An escape section is written only
+written only when the input has it (and not with `--strip`), and preview (the image at 1/8 of
+its size, WebP-coded, written with `--preview`: `codec.preview`). An escape section is written only
 when it is not empty: a missing one means no escapes.
 
 Kinds below 128 are critical (needed to decode the pixels): a reader rejects one it does not know.
@@ -71,6 +72,7 @@ class Kind(IntEnum):
     ICC = 128  # ancillary from here on: ICC colour profile of the input, verbatim
     EXIF = 129  # EXIF of the input as Pillow re-writes it, without the Orientation tag (pixels are upright)
     XMP = 130  # XMP packet of the input, verbatim
+    PREVIEW = 131  # the image at 1/8 of its size, WebP (`codec.preview`): thumbnails without the model
 
 
 MODES = ("L", "RGB", "RGBA", "LA")

@@ -39,19 +39,22 @@ def _model(model: str | InferenceModel | None) -> InferenceModel:
 def compress(image: Image.Image | np.ndarray, quality: int = DEFAULT_QUALITY,
              model: str | InferenceModel | None = None, max_bytes: int | None = None,
              metadata: bool = True, effort: int = 1, min_psnr: float | None = None,
-             backend: str | Backend = "torch") -> bytes:
+             backend: str | Backend = "torch", preview: bool = False) -> bytes:
     """Encode a PIL image or uint8/uint16 array into the bytes of a .nic file.
 
     With `max_bytes`, `quality` is ignored: the file is the highest quality that fits in that many
     bytes, metadata included (found by bisection, about 7 encodes); with `min_psnr` (dB, RGB, as
     `cwebp -psnr`) the lowest quality whose decoded image reaches it, i.e. the smallest such file.
-    The image's ICC profile, EXIF and XMP are stored unless `metadata` is False.
+    The image's ICC profile, EXIF and XMP are stored unless `metadata` is False. With `preview`
+    the file also holds the image at 1/8 of its size (`codec.preview`, about 3 % of the file), so
+    `decompress(reduce=8)` and Pillow's `thumbnail` need no model.
     `effort` above 1 refines the latent for this image (`codec.refine`): smaller files at the same
     quality, for many times the encoding time; any nicodec decodes them (its refinement runs in
     PyTorch on the CPU whatever the `backend`, a name in BACKENDS or a `codec.backend.Backend`,
     which runs the analysis and rate control's decodes).
     """
     from nicodec.codec import latent, refine
+    from nicodec.codec import preview as previews
 
     if not isinstance(quality, int | np.integer) or not 1 <= quality <= 100:
         raise ValueError(f"quality must be an integer in 1..100, not {quality!r}")
@@ -73,11 +76,12 @@ def compress(image: Image.Image | np.ndarray, quality: int = DEFAULT_QUALITY,
 
     def encode_at(q: int, iterations: int = 0) -> bytes:
         header = Header(m.model_id, q, w, h, planes.mode, planes.bit_depth)
+        shown = [Section(Kind.PREVIEW, previews.encode(planes, q))] if preview else []
         if iterations:
             x = imaging.to_tensor(planes.rgb, m.net.downsampling)
             y = refine.refine(m.net, x, h, w, latent.quality_level(m, q), iterations)
-            return container.pack(header, latent.encode_latent(m, y) + extra)
-        return container.pack(header, latent.encode(m, planes.rgb, q, backend=backend) + extra)
+            return container.pack(header, latent.encode_latent(m, y) + extra + shown)
+        return container.pack(header, latent.encode(m, planes.rgb, q, backend=backend) + extra + shown)
 
     if max_bytes is not None and min_psnr is not None:
         raise ValueError("give max_bytes or min_psnr, not both")
@@ -133,24 +137,34 @@ def decompress(data: bytes, model: str | InferenceModel | None = None,
     `reduce` 2, 4 or 8 decodes a thumbnail, ceil(width / reduce) x ceil(height / reduce), for a
     fraction of the synthesis (`models.draft`: close to the full decode box-downscaled; the alpha
     plane is box-downscaled). A factor other than 1, 2, 4 or 8, or one the file's model has no
-    read-out for, is a ValueError raised before the payload is decoded.
+    read-out for, is a ValueError raised before the payload is decoded. At 8, a file with a
+    preview (`compress(preview=True)`) decodes that instead, without a model or PyTorch.
     """
-    from nicodec.codec import latent
-    from nicodec.codec.backend import resolve
+    from nicodec.codec import preview
     from nicodec.models import draft
-    from nicodec.models.registry import MODELS
 
     draft.check(reduce)
-    engine = resolve(backend)
+    if isinstance(backend, str) and backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     header, sections = container.unpack(data)
+    by_kind = {s.kind: s.data for s in sections}
+    metadata = metadata_of(header, sections)
+    if reduce == preview.REDUCE and Kind.PREVIEW in by_kind:
+        image = preview.decode(by_kind[Kind.PREVIEW], header, max_pixels)
+        image.info.update(metadata)
+        return image
+
+    from nicodec.codec import latent
+    from nicodec.codec.backend import resolve
+    from nicodec.models.registry import MODELS
+
+    engine = resolve(backend)
     pad = max(cls.downsampling for cls in MODELS.values())  # the limit counts the padded size
     ph, pw = -(-header.height // pad) * pad, -(-header.width // pad) * pad
     if max_pixels is not None and ph * pw > max_pixels:  # checked before a model is even loaded
         raise container.FormatError(
             f"image too large ({header.width}x{header.height}, padded to {pw}x{ph} = {pw * ph:,} "
             f"pixels, over the limit of {max_pixels:,}; raise max_pixels for such images)")
-    by_kind = {s.kind: s.data for s in sections}
-    metadata = metadata_of(header, sections)
     alpha = None
     if header.mode in ("RGBA", "LA"):  # checked before a model is loaded
         if Kind.ALPHA not in by_kind:

@@ -19,13 +19,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from functools import cache
+from typing import TYPE_CHECKING
 
-import torch
-import torch.nn.functional as F
-from safetensors.torch import load_file, save
+from nicodec.models import WEIGHTS_DIR
 
-from nicodec.models.pretrained import WEIGHTS_DIR, _metadata, _sorted_metadata
-from nicodec.models.stages import Stage
+if TYPE_CHECKING:  # torch is imported where used: `check` and `size` serve a preview decode,
+    import torch  # which loads no model (`codec.preview`)
+
+    from nicodec.models.stages import Stage
 
 REDUCTIONS = (1, 2, 4, 8)  # what `reduce` may be: 1 is the full decode
 DRAFTS = WEIGHTS_DIR / "drafts.safetensors"
@@ -34,6 +35,8 @@ DRAFTS = WEIGHTS_DIR / "drafts.safetensors"
 @cache
 def stored() -> dict[str, torch.Tensor]:
     """Every shipped read-out, by tensor name (loaded once per process)."""
+    from safetensors.torch import load_file
+
     return load_file(DRAFTS) if DRAFTS.exists() else {}
 
 
@@ -80,6 +83,10 @@ def truncate(stages: Sequence[Stage], reduce: int, latent_stride: int) -> list[S
 def reduced(stages: Sequence[Stage], reduce: int, latent_stride: int, weight: torch.Tensor,
             bias: torch.Tensor) -> list[Stage]:
     """A synthesis's stages stopped at 1/reduce resolution, then the read-out: the reduced image."""
+    import torch.nn.functional as F
+
+    from nicodec.models.stages import Stage
+
     return [*truncate(stages, reduce, latent_stride), Stage(lambda x: F.conv2d(x, weight, bias))]
 
 
@@ -87,6 +94,10 @@ def replace(name: str, fitted: dict[str, torch.Tensor], record: dict) -> None:
     """Write `fitted` (this model's read-outs, named `<model_id>.<reduce>.weight` / `.bias`) into
     the shipped file in place of every earlier read-out of the model `name`, whatever its id
     (weights re-exported since), with `record` (how they were fitted) as that id's metadata."""
+    from safetensors.torch import save
+
+    from nicodec.models.pretrained import _metadata, _sorted_metadata
+
     def of_name(key: str) -> bool:
         return key.split(".")[0].rpartition("-")[0] == name
 

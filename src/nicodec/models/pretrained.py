@@ -28,12 +28,11 @@ from nicodec.entropy.tables import (
     gaussian_tables,
     scale_thresholds,
 )
-from nicodec.models import validate
+from nicodec.models import WEIGHTS_DIR, validate
 from nicodec.models.base import VariableRateModel
 from nicodec.models.integer import ACT_BITS, IntegerSynthesis
 from nicodec.models.registry import MODELS, build_model
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 MANIFEST = WEIGHTS_DIR / "manifest.json"
 Z_RANGE = 48  # hyper-latent tables cover -48..48 (+ escape)
 Y_RANGE = 128  # factorized-latent tables cover -128..128 (+ escape)

@@ -196,16 +196,18 @@ def _shipped(model: str | None) -> str:
 @app.post("/compress")
 async def compress_endpoint(request: Request, quality: int = Query(DEFAULT_QUALITY, ge=1, le=100),
                             size: int | None = Query(None, gt=0), psnr: float | None = Query(None, gt=0),
-                            strip: bool = False, model: str | None = None) -> Response:
+                            strip: bool = False, preview: bool = False, model: str | None = None) -> Response:
     """Image bytes in (PNG, JPEG, WebP, ...), .nic bytes out; stats in X-Nicodec-* headers.
     `size` replaces `quality` with the highest quality whose file fits in that many bytes, `psnr`
     with the lowest quality (the smallest file) whose PSNR reaches that many dB;
-    `strip` drops the ICC profile, EXIF and XMP (e.g. a phone photo's GPS position);
-    `model` names the shipped model (`GET /models`)."""
+    `strip` drops the ICC profile, EXIF and XMP (e.g. a phone photo's GPS position); `preview`
+    stores the image at 1/8 of its size too (thumbnails without the model); `model` names the
+    shipped model (`GET /models`)."""
     name = _shipped(model)
     raw = await _body(request)
     start = time.perf_counter()
-    data, (w, h) = await _in_worker(_compress, raw, quality, size, strip, psnr, settings.max_pixels, name)
+    data, (w, h) = await _in_worker(_compress, raw, quality, size, strip, psnr, settings.max_pixels, name,
+                                    preview)
     header = info(data)
     headers = {"X-Nicodec-Width": str(w), "X-Nicodec-Height": str(h),
                "X-Nicodec-Quality": str(header["quality"]), "X-Nicodec-Model-Id": header["model_id"],
@@ -215,7 +217,8 @@ async def compress_endpoint(request: Request, quality: int = Query(DEFAULT_QUALI
 
 
 def _compress(raw: bytes, quality: int, size: int | None, strip: bool,
-              psnr: float | None, max_pixels: int, model: str) -> tuple[bytes, tuple[int, int]]:
+              psnr: float | None, max_pixels: int, model: str,
+              preview: bool = False) -> tuple[bytes, tuple[int, int]]:
     """In a worker: the .nic bytes of an image file, and its size."""
     image = open_image(raw)
     w, h = image.size
@@ -223,7 +226,7 @@ def _compress(raw: bytes, quality: int, size: int | None, strip: bool,
         raise ValueError(f"image too large ({w}x{h} = {w * h:,} pixels, over this service's "
                          f"limit of {max_pixels:,})")
     return compress(image, quality, model=model, max_bytes=size, metadata=not strip,
-                    min_psnr=psnr), (w, h)
+                    min_psnr=psnr, preview=preview), (w, h)
 
 
 @app.post("/compare")
