@@ -90,10 +90,17 @@ def test_compress_can_strip_the_metadata(client, tagged):
     assert len(stripped) < len(kept)
 
 
-def test_compress_with_a_preview(client, png):
+def test_compress_with_a_preview_and_decompress_thumbnails(client, png):
     data = client.post("/compress?quality=50&preview=true", content=png).content
     assert client.post("/info", content=data).json()["sections"][-1]["kind"] == "preview"
-    assert decompress(data, reduce=8).size == tuple(-(-n // 8) for n in Image.open(io.BytesIO(png)).size)
+    for r in (8, 2):  # 8: the preview; 2: the read-out
+        thumb = client.post(f"/decompress?reduce={r}", content=data)
+        assert thumb.status_code == 200
+        shown = Image.open(io.BytesIO(thumb.content))
+        assert np.array_equal(np.asarray(shown), np.asarray(decompress(data, reduce=r)))
+        assert shown.size == tuple(-(-n // r) for n in Image.open(io.BytesIO(png)).size)
+    bad = client.post("/decompress?reduce=3", content=data)
+    assert bad.status_code == 400 and "reduce must be one of" in bad.json()["error"]
 
 
 def test_compress_to_a_psnr(client, png, crop):

@@ -256,17 +256,19 @@ async def compare_endpoint(request: Request, quality: int = Query(DEFAULT_QUALIT
 
 
 @app.post("/decompress")
-async def decompress_endpoint(request: Request, format: str = Query("png", pattern="^(png|webp|jpeg)$")
-                              ) -> Response:
-    """.nic bytes in, a PNG (or lossless WebP / high-quality JPEG) out, with the stored metadata."""
+async def decompress_endpoint(request: Request, format: str = Query("png", pattern="^(png|webp|jpeg)$"),
+                              reduce: int = Query(1)) -> Response:
+    """.nic bytes in, a PNG (or lossless WebP / high-quality JPEG) out, with the stored metadata;
+    `reduce` 2, 4 or 8 for a thumbnail at that fraction of the size (at 8 a file's preview, if it
+    has one, decoded without the model)."""
     raw = await _body(request)
-    return Response(await _in_worker(_decompress, raw, format, settings.max_pixels),
+    return Response(await _in_worker(_decompress, raw, format, settings.max_pixels, reduce),
                     media_type=f"image/{format}")
 
 
-def _decompress(data: bytes, format: str, max_pixels: int) -> bytes:
+def _decompress(data: bytes, format: str, max_pixels: int, reduce: int = 1) -> bytes:
     """In a worker: the image file of .nic bytes."""
-    image = decompress(data, max_pixels=max_pixels)
+    image = decompress(data, max_pixels=max_pixels, reduce=reduce)
     buf = io.BytesIO()
     options = {"png": {}, "webp": {"lossless": True}, "jpeg": {"quality": 95}}[format]
     if format == "jpeg" and image.mode not in ("RGB", "L"):
