@@ -157,7 +157,7 @@ class IntegerSynthesis:
     def __init__(self, seq: nn.Sequential, tensors: dict[str, torch.Tensor]) -> None:
         self.layers: list[Layer] = []
         for i, (m, relu) in enumerate(_conv_layers(seq)):
-            w = tensors[f"{i}.weight"].double()
+            w = tensors[f"{i}.weight"]  # int16: checked and reordered before the float64 copy
             b = tensors[f"{i}.bias"].double()
             bits = int(tensors.get(f"{i}.weight_bits", torch.tensor(WEIGHT_BITS)))
             fan_in = w[0].numel() if isinstance(m, nn.Conv2d) else w[:, 0].numel()
@@ -167,6 +167,7 @@ class IntegerSynthesis:
                 w = w.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
             elif w.shape[2:] != (1, 1):  # [kh, kw, in, out] in memory: `Layer.tap_weights` are views
                 w = w.permute(2, 3, 1, 0).contiguous().permute(3, 2, 0, 1)
+            w = w.double()  # keeps the layout (dense strides are preserved)
             self.layers.append(Layer(m, w, b, relu, getattr(m, "grid", None), bits))
         # 1x1 layers as [in, out] matrices for `rows`
         self.matrices = [layer for layer in self.layers if layer.weight.shape[2:] == (1, 1)]
