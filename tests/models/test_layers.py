@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 
 from nicodec.models import stages
-from nicodec.models.layers import GDN, ChannelwiseGDN, ResidualBottleneck
+from nicodec.models.layers import GDN, ChannelwiseGDN, ResidualBottleneck, conv, deconv, without_random_init
 from nicodec.models.pretrained import load_model
 
 
@@ -53,3 +55,21 @@ def test_residual_block_stages_match_the_module():
             ..., w[0][0]:w[0][1], w[1][0]:w[1][1]], (10, 12), whole)
         assert torch.allclose(out, block(x), rtol=1e-5, atol=1e-6)
         assert x.abs().sum() > 0 and not torch.equal(out, x)  # the input is not what came back
+
+
+def test_without_random_init_draws_nothing_in_its_thread_only():
+    """Inside, convolutions are built without drawing weights (the RNG is untouched); a thread
+    started meanwhile, and the code after, draw them as usual."""
+    rng = torch.get_rng_state()
+    with without_random_init():
+        conv(8, 16), deconv(16, 8)
+        assert torch.equal(torch.get_rng_state(), rng)
+        other = []
+        worker = threading.Thread(target=lambda: other.append(conv(8, 16)))
+        worker.start()
+        worker.join()
+        assert other[0].weight.std() > 0
+    assert not torch.equal(torch.get_rng_state(), rng)  # the thread drew
+    rng = torch.get_rng_state()
+    conv(8, 16)
+    assert not torch.equal(torch.get_rng_state(), rng)

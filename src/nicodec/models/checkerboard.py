@@ -23,7 +23,7 @@ from nicodec import progress
 from nicodec.models.base import LAMBDA_MAX, LAMBDA_MIN, LEVELS, Pass, Passes, Quantize
 from nicodec.models.hyperprior import HyperpriorTwin, MeanScaleHyperprior
 from nicodec.models.integer import FLOAT32_EXACT, ONE, IntegerSynthesis
-from nicodec.models.layers import conv
+from nicodec.models.layers import Conv2d, conv
 
 
 def anchor_mask(h: int, w: int, device: torch.device | None = None) -> torch.Tensor:
@@ -51,7 +51,7 @@ def place(dest: torch.Tensor, values: torch.Tensor, first: int) -> None:
     dest[1::2, 1 - first::2] = v[1::2]
 
 
-class CheckerboardConv(nn.Conv2d):
+class CheckerboardConv(Conv2d):
     """5x5 convolution that only sees anchor neighbours of a non-anchor position."""
 
     def __init__(self, cin: int, cout: int, kernel: int = 5) -> None:

@@ -31,6 +31,7 @@ from nicodec.entropy.tables import (
 from nicodec.models import WEIGHTS_DIR, validate
 from nicodec.models.base import VariableRateModel
 from nicodec.models.integer import ACT_BITS, IntegerSynthesis
+from nicodec.models.layers import without_random_init
 from nicodec.models.registry import MODELS, build_model
 
 MANIFEST = WEIGHTS_DIR / "manifest.json"
@@ -87,8 +88,12 @@ class InferenceModel:
                 raise ValueError(f"weights of '{self.name}' changed on disk since they were loaded")
         tensors = load(data)
         del data
-        net = build_model(self.name, **self.config)
-        net.load_state_dict(state_dict_from(net, tensors))
+        with without_random_init():  # every parameter is loaded right after (checked: else rebuilt)
+            net = build_model(self.name, **self.config)
+        stored = stored_state(net, tensors)
+        if any(name not in stored for name, _ in net.named_parameters()):  # a smaller model's file
+            net = build_model(self.name, **self.config)
+        net.load_state_dict({**net.state_dict(), **stored}, assign=True)  # as `state_dict_from`
         # the layout the transforms' inputs have: no reordered copy of a kernel at every tile
         net.eval().to(memory_format=torch.channels_last)
         integer = {name: IntegerSynthesis(getattr(net, name), _integer_tensors(tensors, name))
@@ -201,16 +206,21 @@ def fresh_networks(net: VariableRateModel, tensors: dict[str, torch.Tensor]) -> 
     return [name for name, _ in net.named_children() if name not in stored]
 
 
-def state_dict_from(net: VariableRateModel, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Float32 state dict for `net` from a model file's tensors (integer nets dequantized;
-    buffers such as masks, and sub-networks the file lacks, come from the freshly built `net`)."""
-    state = dict(net.state_dict())
-    state.update({k: v.float() for k, v in tensors.items() if not k.startswith("codec.")})
+def stored_state(net: VariableRateModel, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The float32 state a model file's tensors give `net`: its float tensors, and its integer nets
+    dequantized."""
+    state = {k: v.float() for k, v in tensors.items() if not k.startswith("codec.")}
     for name in net.integer_nets:
         if ints := _integer_tensors(tensors, name):
             ints = IntegerSynthesis.dequantize(getattr(net, name), ints)
             state.update({f"{name}.{k}": v for k, v in ints.items()})
     return state
+
+
+def state_dict_from(net: VariableRateModel, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Float32 state dict for `net` from a model file's tensors (`stored_state`; buffers and
+    sub-networks the file lacks come from the freshly built `net`)."""
+    return {**net.state_dict(), **stored_state(net, tensors)}
 
 
 def file_metadata(path: Path) -> dict[str, str]:
