@@ -1,7 +1,7 @@
 """Reduced-scale decoding (`decompress(reduce=r)`, Pillow's `draft`): its speed and its pixels.
 
     python benchmarks/draft.py [--images 24] [--quality 75] [--models checkerboard,fast] [--repeat 3]
-                               [--threads 1] [--out benchmarks/results]
+                               [--threads 1] [--big MP] [--out benchmarks/results]
 
 For each model and factor r in 1, 2, 4, 8, over Kodak images (evaluation only: the read-outs are
 fitted on the training folder): the median decode time (each image's best of --repeat, model
@@ -13,13 +13,18 @@ against the original box-downscaled, beside the full decode box-downscaled again
 reference (what downscaling the full decode would give). The row "8, preview" decodes the same
 image written with `preview=True` (`codec.preview`: a 1/8 WebP in the file, no model needed) at
 reduce=8; its speed-up is against the full decode of the file without it, and the table's note
-gives what the preview adds to the file. Writes draft.md to --out.
+gives what the preview adds to the file. With --big, also a camera-size Kodak mosaic of that many
+megapixels (`benchmarks/speed.py`'s), coded with and without a preview: the 1/8 decode's time
+(once) from the latent and from the preview, and what the preview adds (`--images 0`: only that).
+Writes draft.md to --out.
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,7 +38,8 @@ from nicodec.eval.metrics import psnr_rgb
 from nicodec.models.draft import REDUCTIONS
 from nicodec.models.pretrained import InferenceModel, load_model
 
-KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.speed import KODAK, _prepare  # noqa: E402
 
 
 class LatentTimer:
@@ -121,6 +127,32 @@ def table(name: str, model_id: str, rows: list[dict]) -> list[str]:
                     f"{max(share):.1%}).", ""]
 
 
+def big(name: str, megapixels: int, quality: int) -> list[str]:
+    """The 1/8 decode of a camera-size mosaic, from its latent and from its preview, timed once."""
+    model = load_model(name)
+    with tempfile.TemporaryDirectory() as work:
+        mosaic = _prepare(KODAK, 0, [megapixels], Path(work))[f"{megapixels}mp"][0]
+        original = Image.fromarray(np.load(mosaic))
+    rows = {}
+    for shown in (False, True):
+        data = compress(original, quality, model=model, preview=shown)
+        start = time.perf_counter()
+        image = decompress(data, model=model, reduce=8)
+        rows[shown] = (len(data), time.perf_counter() - start, image)
+        print(f"{name} {megapixels} MP, preview {shown}: {rows[shown][0]:,} bytes, "
+              f"1/8 in {rows[shown][1]:.3f} s", flush=True)
+    reference = np.asarray(original.reduce(8))
+    (plain, plain_s, thumb), (shown, shown_s, preview) = rows[False], rows[True]
+    return [f"## {name} on a {original.width}x{original.height} Kodak mosaic, quality {quality}", "",
+            "| 1/8 from | file bytes | decode s | PSNR vs the latent's 1/8 | vs original, box |",
+            "|---|---:|---:|---:|---:|",
+            f"| the latent (read-out) | {plain:,} | {plain_s:.2f} | exact | "
+            f"{psnr_rgb(reference, np.asarray(thumb)):.2f} dB |",
+            f"| the preview | {shown:,} (+{shown / plain - 1:.1%}) | {shown_s:.3f} | "
+            f"{psnr_rgb(np.asarray(thumb), np.asarray(preview)):.2f} dB | "
+            f"{psnr_rgb(reference, np.asarray(preview)):.2f} dB |", ""]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=24)
@@ -128,6 +160,7 @@ def main() -> None:
     ap.add_argument("--models", default="checkerboard,fast")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--big", type=int, help="also a camera-size mosaic of this many megapixels")
     ap.add_argument("--out", default="benchmarks/results")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -137,12 +170,16 @@ def main() -> None:
     lines = [f"# Reduced-scale decoding ({len(paths)} Kodak images, quality {args.quality}, "
              f"{args.threads} thread(s), best of {args.repeat})", "",
              f"`python benchmarks/draft.py --images {args.images} --quality {args.quality} --models "
-             f"{args.models} --repeat {args.repeat} --threads {args.threads}` on {machine}, torch "
+             f"{args.models} --repeat {args.repeat} --threads {args.threads}"
+             f"{f' --big {args.big}' if args.big else ''}` on {machine}, torch "
              f"{torch.__version__}. PSNR (RGB) means over images; \"full, box, vs original\" is "
              "what box-downscaling the full decode gives against the same reference.", ""]
     for name in args.models.split(","):
-        rows = measure(name, paths, args.quality, args.repeat, timer)
-        lines += table(name, load_model(name).model_id, rows)
+        if paths:
+            rows = measure(name, paths, args.quality, args.repeat, timer)
+            lines += table(name, load_model(name).model_id, rows)
+        if args.big:
+            lines += big(name, args.big, args.quality)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "draft.md").write_text("\n".join(lines))
