@@ -203,3 +203,19 @@ def test_every_window_of_an_integer_stack_is_the_reference(eight):
     for window in [((0, 30), (0, 42)), ((3, 17), (5, 30)), ((0, 1), (41, 42)), ((20, 30), (0, 9))]:
         out = run_window(stages, lambda w: source[..., slice(*w[0]), slice(*w[1])], (5, 7), window)
         assert torch.equal(out.double(), reference[..., slice(*window[0]), slice(*window[1])]), window
+
+
+@pytest.mark.parametrize("value", [-32768, 32767])
+def test_integer_weights_past_their_limit_are_refused(value):
+    """A model file's integer weight of magnitude over WEIGHT_LIMIT (checked as int16, where
+    abs(-32768) overflows to itself) is refused, not computed inexactly."""
+    from nicodec.models.integer import WEIGHT_LIMIT, IntegerSynthesis
+
+    seq = load_model("fast").net.entropy_net
+    tensors = IntegerSynthesis.quantize(seq)
+    tensors["0.weight"][0, 0, 0, 0] = value
+    if abs(value) <= WEIGHT_LIMIT:
+        IntegerSynthesis(seq, tensors)  # at the limit: fine
+        tensors["0.weight"] = tensors["0.weight"].int() * 2  # past it (no longer int16)
+    with pytest.raises(ValueError, match="exactness bounds"):
+        IntegerSynthesis(seq, tensors)

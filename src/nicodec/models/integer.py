@@ -161,7 +161,8 @@ class IntegerSynthesis:
             b = tensors[f"{i}.bias"].double()
             bits = int(tensors.get(f"{i}.weight_bits", torch.tensor(WEIGHT_BITS)))
             fan_in = w[0].numel() if isinstance(m, nn.Conv2d) else w[:, 0].numel()
-            if fan_in > MAX_FAN_IN or w.abs().max() > WEIGHT_LIMIT or not 0 <= bits <= WEIGHT_BITS:
+            largest = max(int(w.max()), -int(w.min()))  # as Python ints: int16's abs(-32768) overflows
+            if fan_in > MAX_FAN_IN or largest > WEIGHT_LIMIT or not 0 <= bits <= WEIGHT_BITS:
                 raise ValueError("integer network exceeds its exactness bounds")
             if isinstance(m, nn.ConvTranspose2d):  # taps-major, so that `Layer.taps` is a view (memory)
                 w = w.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
