@@ -201,23 +201,30 @@ def encode_alpha(alpha: np.ndarray) -> bytes:
 
 
 def decode_alpha(data: bytes, height: int, width: int) -> np.ndarray:
-    """The alpha plane, which `encode_alpha` wrote as an 8-bit grayscale PNG: any other format, mode
-    or size is a crafted section, refused before its pixels are decompressed (a PNG claiming a
-    huge size is a decompression bomb)."""
+    """The alpha plane, which `encode_alpha` wrote as an 8-bit grayscale PNG."""
+    return np.asarray(open_section(data, "alpha", "PNG", (width, height), ("L",)))
+
+
+def open_section(data: bytes, name: str, fmt: str, size: tuple[int, int],
+                 modes: tuple[str, ...]) -> Image.Image:
+    """The image a section (`name`) stores in `fmt`, loaded: any other format, another size or a
+    mode not in `modes` is a crafted section, refused before its pixels are decompressed (an image
+    claiming a huge size is a decompression bomb), as is a damaged one."""
+    width, height = size
     try:
-        im = Image.open(io.BytesIO(data), formats=("PNG",))
+        im = Image.open(io.BytesIO(data), formats=(fmt.upper(),))
     except Image.DecompressionBombError:
-        raise FormatError(f"corrupt alpha section (a PNG far larger than {width}x{height})") from None
+        raise FormatError(f"corrupt {name} section (a {fmt} far larger than {width}x{height})") from None
     except (OSError, ValueError, SyntaxError):
-        raise FormatError("corrupt alpha section (not a PNG)") from None
-    if im.size != (width, height) or im.mode != "L":
-        raise FormatError(f"corrupt alpha section ({im.mode} {im.width}x{im.height} PNG, "
-                          f"not L {width}x{height})")
+        raise FormatError(f"corrupt {name} section (not a readable {fmt} image)") from None
+    if im.size != size or im.mode not in modes:
+        wanted = f"{modes[0]} {width}x{height}" if len(modes) == 1 else f"{width}x{height}"
+        raise FormatError(f"corrupt {name} section ({im.mode} {im.width}x{im.height} {fmt}, not {wanted})")
     try:
         im.load()
     except (OSError, ValueError, SyntaxError, EOFError):
-        raise FormatError("corrupt alpha section (damaged PNG)") from None
-    return np.asarray(im)
+        raise FormatError(f"corrupt {name} section (damaged {fmt})") from None
+    return im
 
 
 def assemble(rgb: np.ndarray, alpha: np.ndarray | None, mode: str) -> Image.Image:

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from nicodec.bitstream.container import FormatError, Header
-from nicodec.codec.image import Planes, assemble
+from nicodec.codec.image import Planes, assemble, open_section
 from nicodec.models.draft import size
 
 REDUCE = 8  # a preview is the `reduce=8` image
@@ -46,16 +46,6 @@ def decode(data: bytes, header: Header, max_pixels: int | None) -> Image.Image:
         raise FormatError(f"preview too large ({width}x{height} = {width * height:,} pixels, over the "
                           f"limit of {max_pixels:,}; raise max_pixels for such images)")
     mode = "RGBA" if header.mode in ("RGBA", "LA") else "RGB"
-    try:
-        im = Image.open(io.BytesIO(data), formats=("WEBP",))
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        raise FormatError("corrupt preview section (not a readable WebP image)") from None
-    if im.size != (width, height) or im.mode not in ("RGB", "RGBA"):
-        raise FormatError(f"corrupt preview section ({im.mode} {im.width}x{im.height} WebP, "
-                          f"not {width}x{height})")
-    try:
-        im.load()
-    except (OSError, ValueError, SyntaxError, EOFError):
-        raise FormatError("corrupt preview section (damaged WebP)") from None
+    im = open_section(data, "preview", "WebP", (width, height), ("RGB", "RGBA"))
     pixels = np.asarray(im.convert(mode))
     return assemble(pixels[:, :, :3], pixels[:, :, 3] if mode == "RGBA" else None, header.mode)
